@@ -1,0 +1,20 @@
+/*
+ * pg_elt.h
+ *		Declarations shared by every component of pg_elt.
+ */
+#ifndef PG_ELT_H
+#define PG_ELT_H
+
+#include "postgres.h"
+
+#define ELT_USER_AGENT "pg_elt/" ELT_VERSION
+
+/* True when the library was loaded through shared_preload_libraries. */
+extern bool elt_preloaded;
+
+/* GUCs owned by the core */
+extern int	elt_history_retention_minutes;
+
+extern void EltRequirePreload(const char *feature);
+
+#endif							/* PG_ELT_H */
