@@ -14,6 +14,7 @@ SQL_PARTS = src/core/header.sql \
 	src/models/tests.sql \
 	src/models/run.sql \
 	src/models/lineage.sql \
+	$(sort $(wildcard src/http/*.sql)) \
 	$(sort $(wildcard src/activation/*.sql)) \
 	src/core/privileges.sql
 
