@@ -238,7 +238,7 @@ CREATE FUNCTION elt._readers(model text) RETURNS text[]
 	SET search_path = elt, pg_catalog, pg_temp
 AS $$
 	SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
-	FROM elt.model_edges e WHERE e.depends_on = model
+	FROM elt.model_edges e WHERE e.depends_on = _readers.model
 $$;
 
 -- Re-analyses the models that read a model after it changed.
@@ -246,6 +246,7 @@ CREATE FUNCTION elt._revalidate_readers(model text) RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = elt, pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
 	r elt.models;
 BEGIN
@@ -253,8 +254,9 @@ BEGIN
 			 JOIN elt.model_edges e ON e.model = m.name AND e.depends_on = model
 	LOOP
 		BEGIN
-			PERFORM elt._query_relations(r.query);
-			PERFORM elt._check_predicate(r);
+			-- alter_model with no changes re-analyses the reader and, when
+			-- its columns follow this model's, adapts its relation in place
+			PERFORM elt.alter_model(r.name);
 		EXCEPTION WHEN OTHERS THEN
 			RAISE EXCEPTION 'model % no longer works with the new %: %', r.name, model, SQLERRM
 				USING ERRCODE = 'dependent_objects_still_exist',
@@ -381,7 +383,8 @@ BEGIN
 	cols := elt._query_columns(m.query);
 	PERFORM elt._check_unique_key(m.name, m.unique_key, cols.names);
 
-	rel_changed := m.query IS DISTINCT FROM old.query OR m.materialized <> old.materialized;
+	rel_changed := m.query IS DISTINCT FROM old.query OR m.materialized <> old.materialized
+		OR cols.names IS DISTINCT FROM old.columns;
 	IF m.materialized <> old.materialized AND (old.materialized = 'view' OR m.materialized = 'view') THEN
 		-- a view becomes a table or back: the relation is replaced; objects
 		-- that depend on it make DROP fail with PostgreSQL's own message
