@@ -1,4 +1,7 @@
--- Core: library functions every component uses.
+-- Core: the schema (a member of the extension, so DROP EXTENSION removes it)
+-- and the library functions every component uses.
+CREATE SCHEMA elt;
+COMMENT ON SCHEMA elt IS 'pg_elt: models, data tests, lineage and activation';
 
 CREATE FUNCTION elt.version() RETURNS text
 	LANGUAGE c STRICT VOLATILE
