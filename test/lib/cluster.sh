@@ -28,7 +28,7 @@ PY
 
 # cluster_start [extra postgresql.conf lines...]
 cluster_start() {
-	CLUSTER_DIR=$(mktemp -d /tmp/pg_elt_cluster.XXXXXX)
+	export CLUSTER_DIR=$(mktemp -d /tmp/pg_elt_cluster.XXXXXX)
 	chmod 755 "$CLUSTER_DIR"
 	[ "$(id -u)" -eq 0 ] && chown postgres: "$CLUSTER_DIR"
 	export PGDATA=$CLUSTER_DIR/data
@@ -63,7 +63,7 @@ CONF
 	done
 	as_server_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$CLUSTER_DIR/server.log" -w -t 60 start >/dev/null ||
 		{ tail -n 30 "$CLUSTER_DIR/server.log"; return 1; }
-	CLUSTER_PID=$(head -n 1 "$PGDATA/postmaster.pid")
+	export CLUSTER_PID=$(head -n 1 "$PGDATA/postmaster.pid")
 	if [ "$PGDATABASE" != postgres ]; then
 		"$PGBIN/createdb" "$PGDATABASE"
 	fi
@@ -92,7 +92,7 @@ cluster_stop() {
 # The postmaster's current PID (it changes when a test restarts the cluster).
 cluster_restart() {
 	as_server_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$CLUSTER_DIR/server.log" -w -t 60 -m fast restart >/dev/null
-	CLUSTER_PID=$(head -n 1 "$PGDATA/postmaster.pid")
+	export CLUSTER_PID=$(head -n 1 "$PGDATA/postmaster.pid")
 }
 
 server_log_tail() {
