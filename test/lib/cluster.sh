@@ -3,9 +3,11 @@
 # The cluster lives in a fresh temporary directory, listens on a Unix socket
 # there and on 127.0.0.1 at a free port, and is stopped by its own PID.
 
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-PG_CONFIG=${PG_CONFIG:-$PGBIN/pg_config}
+SYSTEM_PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=${PG_CONFIG:-$SYSTEM_PGBIN/pg_config}
 export PG_CONFIG
+ELT_ROOT=${ELT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+export ELT_ROOT
 
 # postgres refuses to run as root: run the server as the postgres OS user.
 as_server_user() {
@@ -26,10 +28,27 @@ s.close()
 PY
 }
 
+# A private copy of the PostgreSQL 15 installation with the freshly built
+# pg_elt installed into it: the server finds its share and lib directories
+# relative to its own binary, so tests never install into the system's
+# directories and never see another checkout's build.
+install_tree() {
+	local tree=$1 sharedir pkglibdir
+	sharedir=$("$PG_CONFIG" --sharedir)
+	pkglibdir=$("$PG_CONFIG" --pkglibdir)
+	mkdir -p "$tree$(dirname "$sharedir")" "$tree$(dirname "$pkglibdir")"
+	cp -a "$sharedir" "$tree$sharedir"
+	cp -a "$(dirname "$pkglibdir")/." "$tree$(dirname "$pkglibdir")/"
+	make -s -C "$ELT_ROOT" install DESTDIR="$tree" PG_CONFIG="$PG_CONFIG" >/dev/null
+	PGBIN=$tree$("$PG_CONFIG" --bindir)
+	export PGBIN
+}
+
 # cluster_start [extra postgresql.conf lines...]
 cluster_start() {
 	export CLUSTER_DIR=$(mktemp -d /tmp/pg_elt_cluster.XXXXXX)
 	chmod 755 "$CLUSTER_DIR"
+	install_tree "$CLUSTER_DIR/install" || return 1
 	[ "$(id -u)" -eq 0 ] && chown postgres: "$CLUSTER_DIR"
 	export PGDATA=$CLUSTER_DIR/data
 	export PGHOST=$CLUSTER_DIR
