@@ -13,7 +13,7 @@ PACKAGES=(
 	python3                      # the mock destination
 	make gcc
 )
-[ "${ELT_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(nginx-light wrk)
+[ "${ELT_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(nginx-light wrk bc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -202,6 +202,11 @@ BEGIN
 				  HINT = 'Deduplicate in the query (DISTINCT ON or a window), or widen unique_key.';
 	END;
 	GET DIAGNOSTICS n = ROW_COUNT;
+	-- autovacuum cannot see rows before the run commits: give the models
+	-- read later in this run (and incremental merges) fresh statistics
+	IF n >= 1000 THEN
+		EXECUTE format('ANALYZE %s', m.name);
+	END IF;
 	RETURN n;
 END
 $$;
