@@ -76,6 +76,11 @@ max_connections = 100
 fsync = off
 log_line_prefix = '%m [%p] %q%a '
 CONF
+	# PostgreSQL 15.20 and later only decode through listed output plugins
+	if "$PGBIN/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+		echo "output_plugin_libraries = 'pgoutput, test_decoding, pg_elt'" |
+			as_server_user tee -a "$PGDATA/postgresql.conf" >/dev/null
+	fi
 	local line
 	for line in "$@"; do
 		echo "$line" | as_server_user tee -a "$PGDATA/postgresql.conf" >/dev/null
