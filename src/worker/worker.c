@@ -91,7 +91,7 @@ void
 elt_worker_main(Datum arg)
 {
 	MemoryContext pass_context;
-	int			failures = 0;
+	volatile int failures = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -107,8 +107,8 @@ elt_worker_main(Datum arg)
 
 	for (;;)
 	{
-		bool		more = false;
-		long		nap = elt_stream_naptime_ms;
+		volatile bool more = false;
+		volatile long nap = elt_stream_naptime_ms;
 		MemoryContext old = MemoryContextSwitchTo(pass_context);
 
 		CHECK_FOR_INTERRUPTS();
