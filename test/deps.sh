@@ -11,6 +11,7 @@ PACKAGES=(
 	libjansson-dev               # JSON
 	libipc-run-perl              # process-level tests (prove)
 	python3                      # the mock destination
+	curl                         # tests talk to the mock destination
 	make gcc
 )
 [ "${ELT_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(nginx-light wrk bc)
