@@ -129,7 +129,10 @@ ReleaseCurl(EltHttpEngine *engine, EltHttpTransfer *t, bool keep)
 			curl_multi_remove_handle(engine->multi, t->easy);
 		if (keep && engine->nidle < engine->maxidle)
 		{
-			curl_easy_reset(t->easy);
+			/*
+			 * No curl_easy_reset: the fixed options set by NewEasy stay, and
+			 * StartTransfer sets every per-request option again.
+			 */
 			engine->idle[engine->nidle++] = t->easy;
 		}
 		else
@@ -362,7 +365,7 @@ WriteBody(char *ptr, size_t size, size_t nmemb, void *userdata)
 	{
 		if (t->len + take > t->alloc)
 		{
-			size_t		want = Min(t->limit, Max(t->len + take, Max(t->alloc * 2, 4096)));
+			size_t		want = Min(t->limit, Max(t->len + take, Max(t->alloc * 2, 1024)));
 			char	   *p = realloc(t->buf, want);
 
 			if (p == NULL)
@@ -420,6 +423,52 @@ MethodIsValid(const char *method)
 }
 
 /*
+ * NewEasy
+ *		A new easy handle with the options that never change between
+ *		requests: protocols, no redirects, no proxies, no signals, the
+ *		User-Agent and the callbacks. StartTransfer sets the rest.
+ */
+static CURL *
+NewEasy(void)
+{
+	CURL	   *easy = curl_easy_init();
+	CURLcode	rc = CURLE_OK;
+
+	if (easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("curl_easy_init failed.")));
+
+#define SETOPT(option, value) \
+	do { if (rc == CURLE_OK) rc = curl_easy_setopt(easy, option, value); } while (0)
+	SETOPT(CURLOPT_VERBOSE, 0L);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_NOPROXY, "*");
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_USERAGENT, ELT_USER_AGENT);
+	SETOPT(CURLOPT_WRITEFUNCTION, WriteBody);
+	SETOPT(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+	SETOPT(CURLOPT_XFERINFOFUNCTION, Progress);
+	SETOPT(CURLOPT_NOPROGRESS, 0L);
+#undef SETOPT
+
+	if (rc != CURLE_OK)
+	{
+		curl_easy_cleanup(easy);
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not configure libcurl"),
+				 errdetail("curl_easy_setopt failed: %s.", curl_easy_strerror(rc)),
+				 errhint("libcurl 7.85 or later is required.")));
+	}
+	return easy;
+}
+
+/*
  * StartTransfer
  *		Starts the next attempt of a request taken from its lane's queue:
  *		validates it, configures an easy handle and adds it to the multi.
@@ -469,13 +518,7 @@ StartTransfer(EltHttpEngine *engine, EltHttpTransfer *t)
 	}
 
 	/* from here on, EngineCleanup frees what we attach to t */
-	if (engine->nidle > 0)
-		easy = engine->idle[--engine->nidle];
-	else if ((easy = curl_easy_init()) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("curl_easy_init failed.")));
+	easy = engine->nidle > 0 ? engine->idle[--engine->nidle] : NewEasy();
 	t->easy = easy;
 	t->in_multi = false;
 	t->refused = t->opened = 0;
@@ -513,32 +556,22 @@ StartTransfer(EltHttpEngine *engine, EltHttpTransfer *t)
 #define SETOPT(option, value) \
 	do { if (rc == CURLE_OK) rc = curl_easy_setopt(easy, option, value); } while (0)
 
+	/* every option a previous request on this handle may have set */
 	SETOPT(CURLOPT_PRIVATE, t);
 	SETOPT(CURLOPT_URL, req->url);
-	SETOPT(CURLOPT_VERBOSE, 0L);
 	SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
-	SETOPT(CURLOPT_NOSIGNAL, 1L);
-	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-	SETOPT(CURLOPT_NOPROXY, "*");
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long) lane->opts.timeout_ms);
 	SETOPT(CURLOPT_TIMEOUT_MS, (long) lane->opts.timeout_ms);
-	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(CURLOPT_USERAGENT, ELT_USER_AGENT);
 	SETOPT(CURLOPT_HTTPHEADER, t->headers);
-	SETOPT(CURLOPT_WRITEFUNCTION, WriteBody);
 	SETOPT(CURLOPT_WRITEDATA, t);
-	SETOPT(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
 	SETOPT(CURLOPT_OPENSOCKETDATA, t);
-	SETOPT(CURLOPT_XFERINFOFUNCTION, Progress);
-	SETOPT(CURLOPT_NOPROGRESS, 0L);
+	/* back to a plain GET (no body, no HEAD, no custom method), then set */
+	SETOPT(CURLOPT_HTTPGET, 1L);
+	SETOPT(CURLOPT_CUSTOMREQUEST, (char *) NULL);
 
-	if (strcmp(method, "GET") == 0 && req->body == NULL)
-		SETOPT(CURLOPT_HTTPGET, 1L);
-	else if (strcmp(method, "HEAD") == 0)
+	if (strcmp(method, "HEAD") == 0)
 		SETOPT(CURLOPT_NOBODY, 1L);
-	else
+	else if (strcmp(method, "GET") != 0 || req->body != NULL)
 	{
 		if (req->body != NULL || strcmp(method, "POST") == 0 ||
 			strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
