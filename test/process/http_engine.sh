@@ -51,6 +51,13 @@ sink_count() {
 
 # --- setup -------------------------------------------------------------------
 sql -c "CREATE EXTENSION IF NOT EXISTS pg_elt" >/dev/null
+# other worktrees install into the same PG15 directories: say so if the
+# installed library is not one with the delivery engine
+if [ "$(sql -c "SELECT current_setting('elt.http_allowed_networks', true) IS NOT NULL
+		AND to_regprocedure('elt.http_check(text, text, int)') IS NOT NULL")" != t ]; then
+	echo "FAIL - the installed pg_elt has no delivery engine (another worktree's build installed over this one?); re-run"
+	exit 1
+fi
 sql -c "DROP ROLE IF EXISTS elt_http_plain" -c "CREATE ROLE elt_http_plain LOGIN" \
 	-c "GRANT USAGE ON SCHEMA elt TO elt_http_plain" >/dev/null
 
@@ -138,6 +145,15 @@ elapsed=$(( $(now_ms) - t0 ))
 expect_match "statement_timeout interrupts a hanging request" "ERROR:  canceling statement due to statement timeout" "$out"
 [ $elapsed -lt 5000 ] && ok "statement_timeout 1s took ${elapsed} ms" || fail "statement_timeout 1s took ${elapsed} ms"
 
+# nothing leaks on cancel: a leaked easy or multi handle keeps its socket open
+fds="SELECT 'fds:' || count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd')"
+hang="SELECT * FROM elt.http_check('$SINK/hang', 'GET', 60000)"
+out=$(sql_lo -c "SELECT status FROM elt.http_check('$SINK/ok')" -c "SET statement_timeout = '300ms'" -c "$hang" \
+	-c "$fds" -c "$hang" -c "$hang" -c "$hang" -c "$hang" -c "$hang" -c "$fds")
+expect_eq "six cancelled requests" "6" "$(echo "$out" | grep -c 'canceling statement due to statement timeout' | tr -d ' ')"
+read -r fd_before fd_after <<<"$(echo "$out" | grep '^fds:' | cut -d: -f2 | tr '\n' ' ')"
+expect_eq "no descriptors leaked by cancelled requests (before vs after)" "$fd_before" "$fd_after"
+
 # pg_cancel_backend from another session; the cancelled session must stay usable
 PGAPPNAME=elt_http_hang psql -XAtq -c "SET elt.http_allowed_networks = '127.0.0.1/32'" \
 	-c "SELECT * FROM elt.http_check('$SINK/hang', 'GET', 60000)" \
@@ -164,6 +180,60 @@ if poll_until 20 "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_na
 else
 	fail "hanging request never showed up in pg_stat_activity"
 fi
+
+# --- the engine: retries, backoff, Retry-After, concurrency, rate, keep-alive ------
+# elt_http_bench is a load generator kept out of the install script (bench.c)
+sql -c "CREATE FUNCTION elt.http_bench(url text, n int, concurrency int DEFAULT 16,
+	rate_limit float8 DEFAULT 0, max_attempts int DEFAULT 1, timeout_ms int DEFAULT 5000)
+	RETURNS TABLE(ok int, rejected int, failed int, attempts bigint, elapsed_ms float8,
+	requests_per_s float8, last_error text)
+	LANGUAGE c STRICT AS 'pg_elt', 'elt_http_bench'" >/dev/null
+bench() {	# URL N CONCURRENCY RATE MAX_ATTEMPTS TIMEOUT_MS -> ok|rejected|failed|attempts|elapsed_ms|error
+	sql_lo -c "SELECT ok, rejected, failed, attempts, round(elapsed_ms), coalesce(last_error, '') FROM elt.http_bench('$1', $2, $3, $4, $5, $6)"
+}
+sink_get() { python3 -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1]).read().decode())" "$SINK$1"; }
+
+out=$(bench "$SINK/flaky/a/2" 1 1 0 3 5000)
+expect_eq "500 twice then 200: ok after 3 attempts" "1|0|0|3" "$(echo "$out" | cut -d'|' -f1-4)"
+out=$(bench "$SINK/flaky/b/9" 1 1 0 2 5000)
+expect_eq "attempts exhausted: failed after max_attempts" "1|2|HTTP 500" "$(echo "$out" | cut -d'|' -f3,4,6)"
+out=$(bench "$SINK/missing" 1 1 0 3 5000)
+expect_eq "404 is final: rejected after 1 attempt" "0|1|0|1|HTTP 404" "$(echo "$out" | cut -d'|' -f1-4,6)"
+out=$(bench "$SINK/redirect" 1 1 0 3 5000)
+expect_eq "302 is final: rejected after 1 attempt" "0|1|0|1|HTTP 302" "$(echo "$out" | cut -d'|' -f1-4,6)"
+out=$(sql -c "SELECT ok, rejected, attempts, last_error FROM elt.http_bench('$SINK/ok', 1, 1, 0, 5, 5000)")
+expect_prefix "policy refusal is final: not retried" "0|1|1|address 127.0.0.1 refused" "$out"
+out=$(bench "$SINK/hang" 1 1 0 2 300)
+expect_eq "timeouts are retried" "0|0|1|2" "$(echo "$out" | cut -d'|' -f1-4)"
+out=$(bench "$SINK/retry-after/c/1" 1 1 0 2 5000)
+elapsed=$(echo "$out" | cut -d'|' -f5)
+expect_eq "429 then 200" "1|0|0|2" "$(echo "$out" | cut -d'|' -f1-4)"
+[ "${elapsed:-0}" -ge 950 ] && [ "$elapsed" -lt 5000 ] && ok "Retry-After: 1 honoured (${elapsed} ms)" ||
+	fail "Retry-After: 1 not honoured (${elapsed} ms)"
+
+sink_get /reset >/dev/null
+out=$(bench "$SINK/slow" 20 4 0 1 5000)
+read -r conns maxc <<<"$(sink_get /stats)"
+expect_eq "20 slow requests at concurrency 4" "20|0|0|20" "$(echo "$out" | cut -d'|' -f1-4)"
+expect_eq "at most 4 in flight (and 4 reached)" "4" "$maxc"
+# keep-alive: the /stats request itself is one more connection
+[ $((conns - 1)) -le 4 ] && ok "keep-alive: $((conns - 1)) connections for 20 requests" ||
+	fail "keep-alive: $((conns - 1)) connections for 20 requests at concurrency 4"
+
+out=$(bench "$SINK/ok" 20 8 20 1 5000)
+elapsed=$(echo "$out" | cut -d'|' -f5)
+expect_eq "rate-limited run completes" "20|0|0|20" "$(echo "$out" | cut -d'|' -f1-4)"
+# 20 requests at 20/s with a burst of 2: at least ~0.9 s
+[ "${elapsed:-0}" -ge 850 ] && [ "$elapsed" -lt 5000 ] && ok "rate limit 20/s: 20 requests in ${elapsed} ms" ||
+	fail "rate limit 20/s: 20 requests in ${elapsed} ms"
+
+sink_get /reset >/dev/null
+out=$(bench "$SINK/ok" 500 16 0 1 5000)
+read -r conns maxc <<<"$(sink_get /stats)"
+expect_eq "500 requests at concurrency 16" "500|0|0|500" "$(echo "$out" | cut -d'|' -f1-4)"
+[ $((conns - 1)) -le 16 ] && ok "keep-alive: $((conns - 1)) connections for 500 requests" ||
+	fail "keep-alive: $((conns - 1)) connections for 500 requests at concurrency 16"
+echo "# engine throughput against the python sink: $(echo "$out" | cut -d'|' -f5) ms for 500"
 
 # --- privileges -----------------------------------------------------------------
 out=$(psql -XAtq -U elt_http_plain -c "SELECT * FROM elt.http_check('$SINK/ok')" 2>&1)

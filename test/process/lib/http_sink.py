@@ -8,7 +8,13 @@ Binds a free port, writes it to PORTFILE, then serves until killed:
   /redirect  302 to /ok
   /error     500
   /count     200, body = number of requests received before this one
+  /flaky/KEY/N        500 for the first N requests with that KEY, then 200
+  /retry-after/KEY/S  429 with "Retry-After: S" the first time, then 200
+  /slow      200 after 200 ms (for concurrency measurements)
+  /stats     200, body = "connections max_concurrent" since the last /reset
+  /reset     clears those statistics
 """
+import socket
 import sys
 import threading
 import time
@@ -16,6 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 count = 0
 lock = threading.Lock()
+per_key = {}
+connections = 0
+concurrent = 0
+max_concurrent = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -23,6 +33,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def setup(self):
+        global connections
+        with lock:
+            connections += 1
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle and
+        # delayed ACKs add ~40 ms to every keep-alive request
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def reply(self, status, body=b"", headers=()):
         self.send_response(status)
@@ -34,7 +53,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def handle_any(self):
-        global count
+        global count, connections, concurrent, max_concurrent
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
@@ -54,6 +73,32 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(500, b"boom")
         elif path == "/count":
             self.reply(200, str(seen).encode())
+        elif path.startswith("/flaky/") or path.startswith("/retry-after/"):
+            _, kind, key, arg = path.split("/")
+            with lock:
+                n = per_key.get(key, 0)
+                per_key[key] = n + 1
+            if kind == "flaky" and n < int(arg):
+                self.reply(500, b"flaky")
+            elif kind == "retry-after" and n == 0:
+                self.reply(429, b"slow down", [("Retry-After", arg)])
+            else:
+                self.reply(200, b"ok")
+        elif path == "/slow":
+            with lock:
+                concurrent += 1
+                max_concurrent = max(max_concurrent, concurrent)
+            time.sleep(0.2)
+            with lock:
+                concurrent -= 1
+            self.reply(200, b"ok")
+        elif path == "/stats":
+            self.reply(200, ("%d %d" % (connections, max_concurrent)).encode())
+        elif path == "/reset":
+            with lock:
+                connections = 0
+                max_concurrent = 0
+            self.reply(200, b"ok")
         else:
             self.reply(404, b"not found")
 
