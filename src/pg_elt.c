@@ -17,6 +17,7 @@
 
 #include "compat.h"
 #include "pg_elt.h"
+#include "http/http.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +40,8 @@ _PG_init(void)
 							30 * 24 * 60, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MIN,
 							NULL, NULL, NULL);
+
+	EltHttpDefineGucs();
 
 	MarkGUCPrefixReserved("elt");
 }
