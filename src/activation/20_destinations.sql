@@ -69,30 +69,30 @@ COMMENT ON FUNCTION elt._check_min(text, numeric, numeric) IS 'Internal: validat
 
 -- Stores a secret argument: a reference (env:/file:) is checked and kept in
 -- the destination row; a literal goes to elt.destination_secret. '' removes.
-CREATE FUNCTION elt._store_secret(dest_id int, secret text, signing boolean) RETURNS void
+CREATE FUNCTION elt._store_secret(dest int, val text, for_signing boolean) RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = elt, pg_catalog, pg_temp
 AS $$
 DECLARE
-	is_ref boolean := secret ~ '^(env|file):';
+	is_ref boolean := val ~ '^(env|file):';
 BEGIN
 	IF is_ref THEN
-		PERFORM elt._check_secret_ref(secret, elt._invoker());
+		PERFORM elt._check_secret_ref(val, elt._invoker());
 	END IF;
-	INSERT INTO elt.destination_secret AS s (destination_id) VALUES (dest_id)
+	INSERT INTO elt.destination_secret (destination_id) VALUES (dest)
 		ON CONFLICT (destination_id) DO NOTHING;
-	IF signing THEN
-		UPDATE elt.destination_secret s SET signing_secret = nullif(secret, '')
-			WHERE s.destination_id = dest_id;
-		UPDATE elt.destination d SET signing = (secret <> '') WHERE d.id = dest_id;
+	IF for_signing THEN
+		UPDATE elt.destination_secret x SET signing_secret = nullif(val, '')
+			WHERE x.destination_id = dest;
+		UPDATE elt.destination d SET signing = (val <> '') WHERE d.id = dest;
 	ELSE
-		UPDATE elt.destination_secret s
-			SET secret = CASE WHEN is_ref OR secret = '' THEN NULL ELSE secret END
-			WHERE s.destination_id = dest_id;
+		UPDATE elt.destination_secret x
+			SET secret = CASE WHEN is_ref OR val = '' THEN NULL ELSE val END
+			WHERE x.destination_id = dest;
 		UPDATE elt.destination d
-			SET secret_ref = CASE WHEN is_ref THEN secret END,
-				has_secret = NOT is_ref AND secret <> ''
-			WHERE d.id = dest_id;
+			SET secret_ref = CASE WHEN is_ref THEN val END,
+				has_secret = NOT is_ref AND val <> ''
+			WHERE d.id = dest;
 	END IF;
 END
 $$;

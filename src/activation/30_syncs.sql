@@ -132,6 +132,19 @@ END
 $$;
 COMMENT ON FUNCTION elt._check_sync(elt.sync) IS 'Internal: validates a sync definition as the calling role.';
 
+-- The schema-qualified name of a source resolved by the caller, or the name
+-- as given if it did not resolve (_check_sync then reports it).
+CREATE FUNCTION elt._qualified_source(source text, rel regclass) RETURNS text
+	LANGUAGE sql STABLE
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN rel IS NULL THEN source
+		ELSE (SELECT format('%I.%I', n.nspname, c.relname)
+			  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			  WHERE c.oid = rel) END
+$$;
+COMMENT ON FUNCTION elt._qualified_source(text, regclass) IS 'Internal: schema-qualified source name.';
+
 -- Looks up a sync the caller owns (or is a member of the owner of).
 CREATE FUNCTION elt._sync_for_owner(name text) RETURNS elt.sync
 	LANGUAGE plpgsql
@@ -181,6 +194,7 @@ COMMENT ON FUNCTION elt._destination_id(text) IS 'Internal: a destination id by 
 CREATE FUNCTION elt._create_sync(
 	name text,
 	source text,
+	source_rel regclass,
 	destination text,
 	key text[],
 	mode text DEFAULT 'upsert',
@@ -212,7 +226,7 @@ BEGIN
 				  HINT = 'Use elt.alter_sync() to change it.';
 	END IF;
 	s.name := name;
-	s.source := source;
+	s.source := elt._qualified_source(source, source_rel);
 	s.destination_id := elt._destination_id(destination);
 	s.key := key;
 	s.mode := lower(mode);
@@ -234,12 +248,13 @@ BEGIN
 			s.id_pointer, s.owner);
 END
 $$;
-COMMENT ON FUNCTION elt._create_sync(text, text, text, text[], text, text, text, text, text, text, text, text, text) IS
+COMMENT ON FUNCTION elt._create_sync(text, text, regclass, text, text[], text, text, text, text, text, text, text, text, text) IS
 	'Defines a sync: source relation, destination, key columns, mode (upsert|insert|update|mirror), payload/validate/filter expressions over row r, endpoints.';
 
 CREATE FUNCTION elt._alter_sync(
 	name text,
-	source text DEFAULT NULL,
+	source text,
+	source_rel regclass,
 	destination text DEFAULT NULL,
 	key text[] DEFAULT NULL,
 	mode text DEFAULT NULL,
@@ -259,7 +274,7 @@ DECLARE
 	s elt.sync := elt._sync_for_owner(name);
 	old_key text[] := s.key;
 BEGIN
-	s.source := coalesce(source, s.source);
+	s.source := coalesce(elt._qualified_source(source, source_rel), s.source);
 	IF destination IS NOT NULL THEN
 		s.destination_id := elt._destination_id(destination);
 	END IF;
@@ -293,7 +308,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION elt._alter_sync(text, text, text, text[], text, text, text, text, text, text, text, text, text) IS
+COMMENT ON FUNCTION elt._alter_sync(text, text, regclass, text, text[], text, text, text, text, text, text, text, text, text) IS
 	'Changes a sync; NULL keeps a setting, '''' clears an optional expression or endpoint. Changing key forgets what was sent.';
 
 CREATE FUNCTION elt.drop_sync(name text) RETURNS void
@@ -338,10 +353,7 @@ RETURNS void
 	LANGUAGE sql SECURITY INVOKER
 AS $$
 	SELECT elt._create_sync(name,
-		pg_catalog.coalesce((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
-				ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-			WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(source)), source),
+		source, pg_catalog.to_regclass(source),
 		destination, key, mode, payload, validate, filter, create_endpoint,
 		update_endpoint, delete_endpoint, id_pointer, upsert_endpoint)
 $$;
@@ -366,10 +378,7 @@ RETURNS void
 	LANGUAGE sql SECURITY INVOKER
 AS $$
 	SELECT elt._alter_sync(name,
-		pg_catalog.coalesce((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
-				ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-			WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(source)), source),
+		source, pg_catalog.to_regclass(source),
 		destination, key, mode, payload, validate, filter, create_endpoint,
 		update_endpoint, delete_endpoint, id_pointer, upsert_endpoint)
 $$;
