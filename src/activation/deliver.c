@@ -263,7 +263,6 @@ OnDone(EltHttpRequest *http, void *arg)
 	for (int i = 0; i < req->nrows; i++)
 	{
 		EltRow	   *row = req->rows[i];
-
 		char	   *item_error = NULL;
 
 		/* a batch accepted as a whole may still refuse some of its records */
