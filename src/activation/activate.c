@@ -135,6 +135,7 @@ elt_activate(PG_FUNCTION_ARGS)
 	char	   *issues;
 	HeapTuple	result;
 	int64		usecs;
+	MemoryContext outer = CurrentMemoryContext;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -158,10 +159,12 @@ elt_activate(PG_FUNCTION_ARGS)
 		EltHttpEngineDestroy(run->engine);
 	run->engine = NULL;
 
+	MemoryContextSwitchTo(cxt);
 	issues = psprintf("[%s]", run->issues.data);
 	if (!dry_run)
 		FinishRunRow(run, issues);
 	SPI_finish();
+	MemoryContextSwitchTo(outer);
 
 	usecs = GetCurrentTimestamp() - started;
 	duration = palloc0(sizeof(Interval));

@@ -60,16 +60,22 @@ KeepPlan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/* Runs a saved plan that writes, with NULLs where a value pointer is NULL. */
+/*
+ * Runs a saved plan that writes, with NULLs where isnull says so, and stays
+ * in the caller's memory context.
+ */
 static void
 Exec(SPIPlanPtr plan, Datum *values, const bool *isnull, int n)
 {
 	char		nulls[16];
+	MemoryContext cxt = CurrentMemoryContext;
 
 	for (int i = 0; i < n; i++)
 		nulls[i] = isnull[i] ? 'n' : ' ';
 	if (SPI_execute_plan(plan, values, nulls, false, 0) < 0)
 		elog(ERROR, "bookkeeping statement failed");
+	/* SPI leaves us in its procedure context: go back */
+	MemoryContextSwitchTo(cxt);
 }
 
 static Datum

@@ -109,6 +109,7 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 	HTAB	   *known;
 	Datum		args[2];
 	Datum	   *elems = palloc(sizeof(Datum) * Max(nkeys, 1));
+	MemoryContext cxt = CurrentMemoryContext;
 
 	ctl.keysize = 16;
 	ctl.entrysize = sizeof(KnownKey);
@@ -123,6 +124,7 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 	args[1] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
 	if (SPI_execute_plan(lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "bookkeeping lookup failed");
+	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -283,6 +285,7 @@ FetchAsOwner(EltRun *run, Portal portal, long count)
 {
 	Oid			saved_user;
 	int			saved_sec;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(run->sync->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -296,6 +299,7 @@ FetchAsOwner(EltRun *run, Portal portal, long count)
 		SetUserIdAndSecContext(saved_user, saved_sec);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
 	return SPI_processed;
 }
 

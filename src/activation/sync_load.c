@@ -113,10 +113,13 @@ EltLoadSync(const char *name, bool resolve_secrets)
 	char	   *v;
 	char	   *ref;
 	bool		has_secret;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	args[0] = CStringGetTextDatum(name);
 	if (SPI_execute_with_args(load_sql, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read sync \"%s\"", name);
+	/* SPI leaves us in its procedure context; the result goes to ours */
+	MemoryContextSwitchTo(cxt);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
