@@ -1,9 +1,12 @@
 # Helpers of the activation process tests (test/process/activation_*.sh).
 # Source it from a test: it loads the cluster helpers and the mock helpers,
 # makes sure pg_elt is installed in the test database, lets HTTP delivery
-# reach 127.0.0.1 (the mock), starts the mock and stops it on exit.
+# reach 127.0.0.1 (the mock) until the test ends, starts the mock and stops
+# it on exit.
 
 set -euo pipefail
+# run.sh exports PGHOST (the cluster directory) but not CLUSTER_DIR
+: "${CLUSTER_DIR:=$PGHOST}"
 . "$ELT_ROOT/test/lib/cluster.sh"
 . "${ELT_MOCK_SH:-$ELT_ROOT/test/mock/mock.sh}"
 
@@ -45,5 +48,10 @@ CREATE EXTENSION IF NOT EXISTS pg_elt;
 ALTER SYSTEM SET elt.http_allowed_networks = '127.0.0.1/32';
 SELECT pg_reload_conf();
 SQL
+# On exit: stop the mock and put the network policy back for later tests.
+activation_cleanup() {
+	mock_stop
+	psql -XAtq -c "ALTER SYSTEM RESET elt.http_allowed_networks" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+}
 mock_start
-trap 'mock_stop' EXIT
+trap activation_cleanup EXIT
