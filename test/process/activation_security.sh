@@ -54,6 +54,23 @@ q "UPDATE act_sec.people SET email = upper(email)" >/dev/null
 check "preview masks it (with changes pending)" \
 	"$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_s1')")" "Bearer ********"
 
+# --- Standard Webhooks signatures verify with the shared secret ---------------
+mock_reset
+q "SELECT elt.create_destination('acts_signed', '$MOCK_URL', signing_secret => 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')" >/dev/null
+q "SELECT elt.create_sync('acts_sig', 'act_sec.people', 'acts_signed', '{id}', filter => 'r.id <= 3', upsert_endpoint => 'POST /hook')" >/dev/null
+q "SELECT elt.activate('acts_sig')" >/dev/null
+valid=$(mock_requests | python3 -c '
+import base64, hashlib, hmac, json, sys
+key = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+n = 0
+for r in json.load(sys.stdin):
+    h = r["headers"]
+    msg = ("%s.%s.%s" % (h["webhook-id"], h["webhook-timestamp"], r["body"])).encode()
+    sig = "v1," + base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).decode()
+    n += sig == h["webhook-signature"] and h["webhook-id"] == h["Idempotency-Key"]
+print(n)')
+check "webhook signatures verify (HMAC-SHA256 of id.timestamp.body)" "$valid" 3
+
 # --- errors and failures with secrets configured ---------------------------------
 mock_faults '{"error_rate": 1.0, "status": 401}' >/dev/null
 q "SELECT elt.activate('acts_s1'); SELECT elt.activate('acts_s2')" >/dev/null
