@@ -31,7 +31,16 @@ typedef struct KnownKey
 	char	   *destination_id;
 } KnownKey;
 
-static SPIPlanPtr lookup_plan = NULL;
+/*
+ * The bookkeeping of a batch of keys. Planned anew for every batch (with the
+ * keys as parameter values, so the planner sees how many there are and how
+ * big the table is now): a plan kept from a run that started on an empty
+ * table would scan the whole table for every batch of a later run.
+ */
+static const char *lookup_sql =
+"SELECT r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
+" FROM pg_catalog.unnest($2::pg_catalog.text[]) AS k(key)"
+" JOIN elt.sync_record r ON r.sync_id = $1 AND r.key = k.key";
 
 /* strcmp that treats NULL as different from everything. */
 static bool
@@ -110,6 +119,7 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 	Datum		args[2];
 	Datum	   *elems = palloc(sizeof(Datum) * Max(nkeys, 1));
 	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
 
 	ctl.keysize = 16;
 	ctl.entrysize = sizeof(KnownKey);
@@ -122,7 +132,7 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 		elems[i] = CStringGetTextDatum(keys[i]);
 	args[0] = Int32GetDatum(run->sync->id);
 	args[1] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_plan(lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(lookup_sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "bookkeeping lookup failed");
 	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -404,17 +414,7 @@ EltRunSync(EltRun *run)
 	HASHCTL		ctl;
 	Portal		portal;
 	long		fetch;
-	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
 
-	if (lookup_plan == NULL)
-	{
-		lookup_plan = SPI_prepare("SELECT key, state, payload_hash, confirmed_hash, destination_id"
-								  " FROM elt.sync_record WHERE sync_id = $1 AND key = ANY ($2)",
-								  2, argtypes);
-		if (lookup_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(lookup_plan);
-	}
 	EltDeliveryStart(run);
 
 	ctl.keysize = 16;
