@@ -32,15 +32,16 @@ typedef struct KnownKey
 } KnownKey;
 
 /*
- * The bookkeeping of a batch of keys. Planned anew for every batch (with the
- * keys as parameter values, so the planner sees how many there are and how
- * big the table is now): a plan kept from a run that started on an empty
- * table would scan the whole table for every batch of a later run.
+ * The bookkeeping of a batch of keys. Planned anew for every batch, with the
+ * keys as parameter values, so that the planner sees how many there are and
+ * how big the table is now (an index scan, or a sequential scan with a
+ * hashed key list): a plan kept from a run that started on an empty table
+ * would scan the whole table for every batch of a later run, checking each
+ * row against the whole key list.
  */
 static const char *lookup_sql =
 "SELECT r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
-" FROM pg_catalog.unnest($2::pg_catalog.text[]) AS k(key)"
-" JOIN elt.sync_record r ON r.sync_id = $1 AND r.key = k.key";
+" FROM elt.sync_record r WHERE r.sync_id = $1 AND r.key = ANY ($2)";
 
 /* strcmp that treats NULL as different from everything. */
 static bool
