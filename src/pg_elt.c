@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 
 #include "compat.h"
+#include "http/http.h"
 #include "pg_elt.h"
 #include "http/http.h"
 

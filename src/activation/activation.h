@@ -1,0 +1,153 @@
+/*
+ * activation.h
+ *		Declarations shared by the files of src/activation/: a sync loaded
+ *		from the catalog, the rows and requests of a run, and helpers.
+ */
+#ifndef ELT_ACTIVATION_H
+#define ELT_ACTIVATION_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+
+#include "http/http.h"
+
+/* What a request does at the destination. */
+typedef enum EltOp
+{
+	ELT_OP_CREATE,				/* a key the destination does not hold */
+	ELT_OP_UPDATE,				/* a key the destination holds */
+	ELT_OP_DELETE				/* mirror: a key gone from the source */
+} EltOp;
+
+/* An endpoint: method and path below the destination URL. */
+typedef struct EltEndpoint
+{
+	char	   *method;
+	char	   *path;			/* "" or "/...", may hold {id} and {key} */
+	bool		per_record;		/* path uses {id} or {key}: no batching */
+} EltEndpoint;
+
+/* A sync and its destination, as activate() and preview() need them. */
+typedef struct EltSync
+{
+	int			id;
+	char	   *name;
+	char	   *source;			/* schema-qualified relation name */
+	List	   *keys;			/* of char *, column names */
+	char	   *mode;			/* upsert | insert | update | mirror */
+	char	   *payload;		/* expressions over row r, or NULL */
+	char	   *validate;
+	char	   *filter;
+	EltEndpoint create_ep;
+	EltEndpoint update_ep;
+	EltEndpoint delete_ep;
+	char	   *id_pointer;
+	Oid			owner;
+
+	int			destination_id;
+	char	   *url;			/* base URL, without a trailing / */
+	List	   *headers;		/* of char *, "Name: value", non-secret */
+	char	   *auth_header;
+	char	   *auth_scheme;
+	char	   *secret;			/* resolved; NULL if none */
+	char	   *signing_secret; /* resolved; NULL if none */
+	char	   *envelope;		/* batch envelope key, NULL = JSON array */
+	int			batch_size;
+	EltHttpLaneOptions lane;
+} EltSync;
+
+/* One source row that is to be sent (or a vanished key to delete). */
+typedef struct EltRow
+{
+	char	   *key;			/* JSON array of the key values */
+	char	   *key_path;		/* key values joined by ',' for {key} */
+	char	   *body;			/* payload as JSON text; NULL for deletes */
+	char		hash[33];		/* md5 of body (or of the deleted version) */
+	char	   *destination_id; /* known id at the destination, or NULL */
+	bool		had_dead_letter;
+	EltOp		op;
+} EltRow;
+
+/* State of one activate() / preview() call. */
+typedef struct EltRun
+{
+	EltSync    *sync;
+	bool		dry_run;		/* plan only */
+	bool		preview;		/* plan only, emit requests into tupstore */
+	int			preview_max;
+	struct Tuplestorestate *tupstore;
+	struct TupleDescData *tupdesc;
+	bool		stop;			/* preview has all it wants */
+
+	int64		run_id;			/* row of elt.sync_run, 0 when planning only */
+	EltHttpEngine *engine;
+	int			lane;
+	MemoryContext run_cxt;		/* lives for the call */
+	MemoryContext batch_cxt;	/* reset after each batch of source rows */
+	struct HTAB *seen;			/* md5 of every key seen in the source */
+
+	/* records waiting to fill a batch, per operation (create, update) */
+	EltRow	  **pending[2];
+	int			npending[2];
+
+	/* result counters */
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+	int64		skipped;
+	int64		rejected;
+	int64		failed;
+	int64		invalid_keys;
+	int64		requests;
+	int64		diffed;
+	int64		sent;
+	StringInfoData issues;		/* JSON array text, at most ELT_MAX_ISSUES */
+	int			nissues;
+	int64		last_notice;	/* TimestampTz of the last progress NOTICE */
+} EltRun;
+
+#define ELT_MAX_ISSUES 100
+#define ELT_PROGRESS_INTERVAL_MS 5000
+
+/* diff.c */
+extern void EltRunSync(EltRun *run);
+extern void EltAddIssue(EltRun *run, const char *key, const char *problem);
+extern void EltMaybeProgress(EltRun *run);
+
+/* deliver.c */
+extern void EltDeliveryStart(EltRun *run);
+extern void EltEngineStart(EltRun *run);
+extern void EltPlanRow(EltRun *run, EltRow *row);
+extern void EltFlushPending(EltRun *run);
+extern void EltDrain(EltRun *run);
+extern void EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
+							 const char *confirmed_hash, const char *destination_id,
+							 int attempts, long status, const char *error);
+extern void EltForgetRecord(EltRun *run, const char *key);
+
+/* secret.c */
+extern char *EltResolveSecret(const char *ref, bool literal);
+extern void EltCheckSecretRef(const char *ref, Oid role);
+extern char *EltWebhookSignature(const char *secret, const char *msg_id,
+								 long timestamp, const char *body);
+
+/* sync_load.c */
+extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
+extern char *EltSourceQuery(const EltSync *sync);
+extern char *EltQualifiedRelation(Oid relid);
+
+/* request.c */
+extern char *EltRequestUrl(const EltSync *sync, const EltEndpoint *ep,
+						   const EltRow *row);
+extern char *EltRequestBody(const EltSync *sync, EltRow **rows, int nrows);
+extern char *EltIdempotencyKey(const EltSync *sync, EltRow **rows, int nrows);
+extern List *EltRequestHeaders(const EltSync *sync, const char *idempotency_key,
+							   const char *body, bool mask_secrets);
+extern char *EltJsonPointer(const char *json, const char *pointer, int index);
+extern char *EltKeyPath(const char *key_json);
+extern const EltEndpoint *EltEndpointFor(const EltSync *sync, EltOp op);
+
+#endif							/* ELT_ACTIVATION_H */

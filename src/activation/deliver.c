@@ -1,0 +1,490 @@
+/*
+ * deliver.c
+ *		Turns planned rows into requests (batched when the endpoint allows),
+ *		hands them to the delivery engine, and records every outcome in the
+ *		bookkeeping tables in the same transaction: per attempt a row of
+ *		elt.delivery, per record its state in elt.sync_record, and rows that
+ *		exhausted their attempts in elt.dead_letter.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/tuplestore.h"
+
+#include "activation/activation.h"
+
+/* One request of a run; the engine's request comes first. */
+typedef struct EltReq
+{
+	EltHttpRequest http;
+	EltRun	   *run;
+	EltRow	  **rows;
+	int			nrows;
+	EltOp		op;
+	char	   *idempotency_key;
+} EltReq;
+
+/* Saved plans, prepared once per backend. */
+static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr forget_plan = NULL;
+static SPIPlanPtr dead_plan = NULL;
+static SPIPlanPtr undead_plan = NULL;
+static SPIPlanPtr log_plan = NULL;
+
+static const char *record_sql =
+"INSERT INTO elt.sync_record AS r (sync_id, key, state, payload_hash, confirmed_hash,"
+"  destination_id, attempts, last_status, last_error, updated_at)"
+" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp())"
+" ON CONFLICT (sync_id, key) DO UPDATE SET state = EXCLUDED.state,"
+"  payload_hash = EXCLUDED.payload_hash,"
+"  confirmed_hash = coalesce(EXCLUDED.confirmed_hash, r.confirmed_hash),"
+"  destination_id = coalesce(EXCLUDED.destination_id, r.destination_id),"
+"  attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status,"
+"  last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at";
+
+/* Prepares and keeps a plan. */
+static SPIPlanPtr
+KeepPlan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * Runs a saved plan that writes, with NULLs where isnull says so, and stays
+ * in the caller's memory context.
+ */
+static void
+Exec(SPIPlanPtr plan, Datum *values, const bool *isnull, int n)
+{
+	char		nulls[16];
+	MemoryContext cxt = CurrentMemoryContext;
+
+	for (int i = 0; i < n; i++)
+		nulls[i] = isnull[i] ? 'n' : ' ';
+	if (SPI_execute_plan(plan, values, nulls, false, 0) < 0)
+		elog(ERROR, "bookkeeping statement failed");
+	/* SPI leaves us in its procedure context: go back */
+	MemoryContextSwitchTo(cxt);
+}
+
+static Datum
+TextOrNull(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL);
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/*
+ * EltRecordOutcome
+ *		Upserts the record of a key: its state, the hash of the version it
+ *		concerns, the confirmed hash and destination id (NULL keeps the
+ *		previous ones), attempts, HTTP status (0 = none) and error.
+ */
+void
+EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
+				 const char *confirmed_hash, const char *destination_id,
+				 int attempts, long status, const char *error)
+{
+	Datum		v[9];
+	bool		n[9] = {0};
+
+	v[0] = Int32GetDatum(run->sync->id);
+	v[1] = CStringGetTextDatum(row->key);
+	v[2] = CStringGetTextDatum(state);
+	v[3] = CStringGetTextDatum(row->hash);
+	v[4] = TextOrNull(confirmed_hash, &n[4]);
+	v[5] = TextOrNull(destination_id, &n[5]);
+	v[6] = Int32GetDatum(attempts);
+	v[7] = Int32GetDatum((int32) status);
+	n[7] = (status == 0);
+	v[8] = TextOrNull(error, &n[8]);
+	Exec(record_plan, v, n, 9);
+}
+
+/* Removes the record and any dead letter of a key. */
+void
+EltForgetRecord(EltRun *run, const char *key)
+{
+	Datum		v[2];
+	bool		n[2] = {0};
+
+	v[0] = Int32GetDatum(run->sync->id);
+	v[1] = CStringGetTextDatum(key);
+	Exec(forget_plan, v, n, 2);
+	Exec(undead_plan, v, n, 2);
+}
+
+/* Removes the dead letter of a key that went through. */
+static void
+ForgetDeadLetter(EltRun *run, const char *key)
+{
+	Datum		v[2];
+	bool		n[2] = {0};
+
+	v[0] = Int32GetDatum(run->sync->id);
+	v[1] = CStringGetTextDatum(key);
+	Exec(undead_plan, v, n, 2);
+}
+
+/* Keeps a row that exhausted its attempts as a dead letter. */
+static void
+AddDeadLetter(EltRun *run, const EltRow *row, int attempts, long status,
+			  const char *error)
+{
+	Datum		v[7];
+	bool		n[7] = {0};
+
+	v[0] = Int32GetDatum(run->sync->id);
+	v[1] = CStringGetTextDatum(row->key);
+	v[2] = TextOrNull(row->body, &n[2]);
+	v[3] = CStringGetTextDatum(row->hash);
+	v[4] = Int32GetDatum(attempts);
+	v[5] = Int32GetDatum((int32) status);
+	n[5] = (status == 0);
+	v[6] = TextOrNull(error, &n[6]);
+	Exec(dead_plan, v, n, 7);
+}
+
+/*
+ * EltDeliveryStart
+ *		Prepares the bookkeeping statements (once per backend).
+ */
+void
+EltDeliveryStart(EltRun *run)
+{
+	Oid			rec_types[9] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, INT4OID, INT4OID, TEXTOID};
+	Oid			key_types[2] = {INT4OID, TEXTOID};
+	Oid			dead_types[7] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	INT4OID, TEXTOID};
+	Oid			log_types[11] = {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID,
+	TEXTOID, INT4OID, INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
+
+	if (record_plan)
+		return;
+	record_plan = KeepPlan(record_sql, 9, rec_types);
+	forget_plan = KeepPlan("DELETE FROM elt.sync_record WHERE sync_id = $1 AND key = $2",
+						   2, key_types);
+	undead_plan = KeepPlan("DELETE FROM elt.dead_letter WHERE sync_id = $1 AND key = $2",
+						   2, key_types);
+	dead_plan = KeepPlan("INSERT INTO elt.dead_letter AS d (sync_id, key, payload,"
+						 " payload_hash, attempts, last_status, last_error)"
+						 " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)"
+						 " ON CONFLICT (sync_id, key) DO UPDATE SET payload = EXCLUDED.payload,"
+						 " payload_hash = EXCLUDED.payload_hash, attempts = EXCLUDED.attempts,"
+						 " last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error,"
+						 " at = clock_timestamp()",
+						 7, dead_types);
+	log_plan = KeepPlan("INSERT INTO elt.delivery (run_id, sync_id, method, url, records,"
+						" idempotency_key, attempt, status, latency_ms, error, response)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+						11, log_types);
+}
+
+/* "HTTP 422: <start of the response>" or the transport error. */
+static char *
+OutcomeError(const EltHttpRequest *r)
+{
+	if (r->status == 0)
+		return pstrdup(r->error ? r->error : "no response");
+	if (r->response && r->response[0])
+		return psprintf("HTTP %ld: %.500s", r->status, r->response);
+	return psprintf("HTTP %ld", r->status);
+}
+
+/* Engine callback: one row of elt.delivery per attempt. */
+static void
+OnAttempt(EltHttpRequest *http, void *arg)
+{
+	EltReq	   *req = (EltReq *) http;
+	EltRun	   *run = req->run;
+	Datum		v[11];
+	bool		n[11] = {0};
+	bool		keep_response = http->status < 200 || http->status >= 300;
+
+	v[0] = Int64GetDatum(run->run_id);
+	v[1] = Int32GetDatum(run->sync->id);
+	v[2] = CStringGetTextDatum(http->method);
+	v[3] = CStringGetTextDatum(http->url);
+	v[4] = Int32GetDatum(req->nrows);
+	v[5] = CStringGetTextDatum(req->idempotency_key);
+	v[6] = Int32GetDatum(http->attempts);
+	v[7] = Int32GetDatum((int32) http->status);
+	n[7] = (http->status == 0);
+	v[8] = Float8GetDatum(http->latency_ms);
+	v[9] = TextOrNull(http->error, &n[9]);
+	v[10] = TextOrNull(keep_response && http->response ?
+					   pnstrdup(http->response, Min(strlen(http->response), 2000)) : NULL,
+					   &n[10]);
+	Exec(log_plan, v, n, 11);
+}
+
+static void Submit(EltRun *run, EltRow **rows, int nrows, EltOp op);
+
+/*
+ * BatchItemError
+ *		For a batch answered with 2xx, the error of record i if the response
+ *		lists per-record results (an array, alone or as the only member of an
+ *		object) and item i says "status": "rejected" or carries an "error".
+ */
+static char *
+BatchItemError(const char *response, int i)
+{
+	char	   *status = EltJsonPointer(response, "/status", i);
+	char	   *error = EltJsonPointer(response, "/error", i);
+
+	if (error)
+		return error;
+	if (status && (strcmp(status, "rejected") == 0 || strcmp(status, "error") == 0))
+		return status;
+	return NULL;
+}
+
+/*
+ * OnDone
+ *		Engine callback with the final outcome of a request: confirms,
+ *		rejects or dead-letters each of its records. A batch refused as a
+ *		whole by a 4xx is split in halves and sent again, so that the bad
+ *		records are found and the others go through.
+ */
+static void
+OnDone(EltHttpRequest *http, void *arg)
+{
+	EltReq	   *req = (EltReq *) http;
+	EltRun	   *run = req->run;
+	EltSync    *sync = run->sync;
+	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+
+	for (int i = 0; i < req->nrows; i++)
+	{
+		EltRow	   *row = req->rows[i];
+		char	   *item_error = NULL;
+
+		/* a batch accepted as a whole may still refuse some of its records */
+		if (http->outcome == ELT_HTTP_OK && req->nrows > 1)
+			item_error = BatchItemError(http->response, i);
+		if (item_error)
+		{
+			char	   *err = psprintf("HTTP %ld, record refused: %s", http->status, item_error);
+
+			EltRecordOutcome(run, row, "rejected", NULL, NULL,
+							 http->attempts, http->status, err);
+			EltAddIssue(run, row->key, err);
+			run->rejected++;
+		}
+		else if (http->outcome == ELT_HTTP_OK ||
+				 (req->op == ELT_OP_DELETE && (http->status == 404 || http->status == 410)))
+		{
+			char	   *id = NULL;
+
+			if (req->op == ELT_OP_DELETE)
+			{
+				EltForgetRecord(run, row->key);
+				run->deleted++;
+				continue;
+			}
+			if (req->op == ELT_OP_CREATE && sync->id_pointer)
+				id = EltJsonPointer(http->response, sync->id_pointer,
+									req->nrows > 1 ? i : -1);
+			EltRecordOutcome(run, row, "confirmed", row->hash, id,
+							 http->attempts, http->status, NULL);
+			if (row->had_dead_letter)
+				ForgetDeadLetter(run, row->key);
+			if (req->op == ELT_OP_CREATE)
+				run->inserted++;
+			else
+				run->updated++;
+		}
+		else if (http->outcome == ELT_HTTP_REJECTED && req->nrows > 1 &&
+				 http->status >= 400)
+		{
+			int			half = req->nrows / 2;
+
+			Submit(run, req->rows, half, req->op);
+			Submit(run, req->rows + half, req->nrows - half, req->op);
+			break;
+		}
+		else if (http->outcome == ELT_HTTP_REJECTED && http->status != 0)
+		{
+			char	   *err = OutcomeError(http);
+
+			EltRecordOutcome(run, row, "rejected", NULL, NULL,
+							 http->attempts, http->status, err);
+			EltAddIssue(run, row->key, err);
+			run->rejected++;
+		}
+		else
+		{
+			/* attempts exhausted, or refused before sending (policy, URL) */
+			char	   *err = OutcomeError(http);
+
+			EltRecordOutcome(run, row, "failed", NULL, NULL,
+							 http->attempts, http->status, err);
+			if (req->op != ELT_OP_DELETE)
+				AddDeadLetter(run, row, http->attempts, http->status, err);
+			EltAddIssue(run, row->key, err);
+			run->failed++;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	EltMaybeProgress(run);
+}
+
+/* Emits one planned request as a row of preview()'s result. */
+static void
+PreviewRequest(EltRun *run, EltHttpRequest *http)
+{
+	StringInfoData h;
+	ListCell   *lc;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+
+	initStringInfo(&h);
+	appendStringInfoChar(&h, '{');
+	foreach(lc, http->headers)
+	{
+		char	   *line = lfirst(lc);
+		char	   *colon = strchr(line, ':');
+
+		if (h.len > 1)
+			appendStringInfoString(&h, ", ");
+		escape_json(&h, pnstrdup(line, colon - line));
+		appendStringInfoString(&h, ": ");
+		escape_json(&h, colon + 2);
+	}
+	appendStringInfoChar(&h, '}');
+	values[0] = CStringGetTextDatum(http->method);
+	values[1] = CStringGetTextDatum(http->url);
+	values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(h.data));
+	values[3] = TextOrNull(http->body, &nulls[3]);
+	tuplestore_putvalues(run->tupstore, run->tupdesc, values, nulls);
+}
+
+/*
+ * Submit
+ *		Builds the request for rows (one, or a batch with the same operation)
+ *		and sends it, previews it, or only counts it (dry run).
+ */
+static void
+Submit(EltRun *run, EltRow **rows, int nrows, EltOp op)
+{
+	EltSync    *sync = run->sync;
+	EltReq	   *req;
+	const EltEndpoint *ep = EltEndpointFor(sync, op);
+	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+
+	req = palloc0(sizeof(EltReq));
+	req->run = run;
+	req->rows = palloc(sizeof(EltRow *) * nrows);
+	memcpy(req->rows, rows, sizeof(EltRow *) * nrows);
+	req->nrows = nrows;
+	req->op = op;
+	req->idempotency_key = EltIdempotencyKey(sync, rows, nrows);
+	req->http.lane = run->lane;
+	req->http.method = ep->method;
+	req->http.url = EltRequestUrl(sync, ep, rows[0]);
+	req->http.body = EltRequestBody(sync, rows, nrows);
+	req->http.body_len = req->http.body ? strlen(req->http.body) : 0;
+	req->http.headers = EltRequestHeaders(sync, req->idempotency_key,
+										  req->http.body, run->preview);
+	req->http.arg = req;
+	run->requests++;
+
+	if (run->preview)
+	{
+		PreviewRequest(run, &req->http);
+		if (run->requests >= run->preview_max)
+			run->stop = true;
+	}
+	else if (run->dry_run)
+	{
+		if (op == ELT_OP_CREATE)
+			run->inserted += nrows;
+		else if (op == ELT_OP_UPDATE)
+			run->updated += nrows;
+		else
+			run->deleted += nrows;
+	}
+	else
+	{
+		run->sent += nrows;
+		EltHttpSubmit(run->engine, &req->http);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * EltPlanRow
+ *		Plans a record: alone if the destination takes one per request or
+ *		the endpoint names the record ({id}, {key}), else into the pending
+ *		batch of its operation. Keeps the engine from queuing much more than
+ *		it can have in flight.
+ */
+void
+EltPlanRow(EltRun *run, EltRow *row)
+{
+	EltSync    *sync = run->sync;
+	const EltEndpoint *ep = EltEndpointFor(sync, row->op);
+
+	if (sync->batch_size == 1 || ep->per_record || row->op == ELT_OP_DELETE)
+		Submit(run, &row, 1, row->op);
+	else
+	{
+		int			op = (int) row->op;
+
+		if (run->pending[op] == NULL)
+			run->pending[op] = MemoryContextAlloc(run->run_cxt,
+												  sizeof(EltRow *) * sync->batch_size);
+		run->pending[op][run->npending[op]++] = row;
+		if (run->npending[op] == sync->batch_size)
+		{
+			Submit(run, run->pending[op], sync->batch_size, row->op);
+			run->npending[op] = 0;
+		}
+	}
+	if (run->engine)
+	{
+		while (EltHttpPending(run->engine) > 4 * sync->lane.concurrency)
+			EltHttpPoll(run->engine, 100);
+	}
+}
+
+/* Sends the partly filled batches. */
+void
+EltFlushPending(EltRun *run)
+{
+	for (int op = 0; op < 2; op++)
+	{
+		if (run->npending[op] > 0 && !run->stop)
+			Submit(run, run->pending[op], run->npending[op], (EltOp) op);
+		run->npending[op] = 0;
+	}
+}
+
+/* Sends what is pending and waits for every outcome. */
+void
+EltDrain(EltRun *run)
+{
+	EltFlushPending(run);
+	if (run->engine)
+		EltHttpRunUntilDone(run->engine);
+}
+
+/* Creates the engine of a run that sends (not dry run, not preview). */
+void
+EltEngineStart(EltRun *run)
+{
+	run->engine = EltHttpEngineCreate(OnAttempt, OnDone, run);
+	run->lane = EltHttpAddLane(run->engine, &run->sync->lane);
+}

@@ -1,0 +1,449 @@
+/*
+ * diff.c
+ *		The diff of a sync: streams the source through a cursor (read with
+ *		the sync owner's privileges, so that grants and row-level security
+ *		apply), hashes each row's payload, compares it with what the
+ *		destination last confirmed for that key, and plans only new and
+ *		changed rows; in mirror mode, then plans deletes for vanished keys.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "activation/activation.h"
+
+/* What the bookkeeping says about a key. */
+typedef struct KnownKey
+{
+	uint8		digest[16];		/* md5 of the key text: the hash key */
+	char	   *state;
+	char	   *payload_hash;
+	char	   *confirmed_hash;
+	char	   *destination_id;
+} KnownKey;
+
+/*
+ * The bookkeeping of a batch of keys. Planned anew for every batch, with the
+ * keys as parameter values, so that the planner sees how many there are and
+ * how big the table is now (an index scan, or a sequential scan with a
+ * hashed key list): a plan kept from a run that started on an empty table
+ * would scan the whole table for every batch of a later run, checking each
+ * row against the whole key list.
+ */
+static const char *lookup_sql =
+"SELECT r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
+" FROM elt.sync_record r WHERE r.sync_id = $1 AND r.key = ANY ($2)";
+
+/* strcmp that treats NULL as different from everything. */
+static bool
+SameText(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* md5 of a string, binary. */
+static void
+Digest(const char *s, uint8 *out)
+{
+	const char *errstr = NULL;
+
+	if (!pg_md5_binary(s, strlen(s), out, &errstr))
+		elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
+}
+
+/*
+ * EltAddIssue
+ *		Adds a per-row problem to the run's result (the first ELT_MAX_ISSUES).
+ */
+void
+EltAddIssue(EltRun *run, const char *key, const char *problem)
+{
+	MemoryContext old;
+
+	if (run->nissues >= ELT_MAX_ISSUES)
+		return;
+	old = MemoryContextSwitchTo(run->run_cxt);
+	appendStringInfoString(&run->issues, run->nissues ? ", {\"key\": " : "{\"key\": ");
+	appendStringInfoString(&run->issues, key ? key : "null");
+	appendStringInfoString(&run->issues, ", \"problem\": ");
+	escape_json(&run->issues, problem);
+	appendStringInfoChar(&run->issues, '}');
+	run->nissues++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * EltMaybeProgress
+ *		A NOTICE with the counts so far, at most every
+ *		ELT_PROGRESS_INTERVAL_MS (not for dry runs and previews).
+ */
+void
+EltMaybeProgress(EltRun *run)
+{
+	TimestampTz now;
+
+	if (run->dry_run || run->preview)
+		return;
+	now = GetCurrentTimestamp();
+	if (run->last_notice == 0)
+		run->last_notice = now;
+	if (!TimestampDifferenceExceeds(run->last_notice, now, ELT_PROGRESS_INTERVAL_MS))
+		return;
+	run->last_notice = now;
+	ereport(NOTICE,
+			(errmsg("sync \"%s\": " INT64_FORMAT " rows diffed, " INT64_FORMAT " sent, "
+					INT64_FORMAT " confirmed, " INT64_FORMAT " rejected, " INT64_FORMAT " failed",
+					run->sync->name, run->diffed, run->sent,
+					run->inserted + run->updated + run->deleted, run->rejected,
+					run->failed)));
+}
+
+/*
+ * LookupKeys
+ *		One indexed query for the bookkeeping of a batch of keys; returns a
+ *		hash table (in CurrentMemoryContext) by key digest.
+ */
+static HTAB *
+LookupKeys(EltRun *run, char **keys, int nkeys)
+{
+	HASHCTL		ctl;
+	HTAB	   *known;
+	Datum		args[2];
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nkeys, 1));
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
+
+	ctl.keysize = 16;
+	ctl.entrysize = sizeof(KnownKey);
+	ctl.hcxt = CurrentMemoryContext;
+	known = hash_create("elt known keys", Max(nkeys, 16), &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (nkeys == 0)
+		return known;
+	for (int i = 0; i < nkeys; i++)
+		elems[i] = CStringGetTextDatum(keys[i]);
+	args[0] = Int32GetDatum(run->sync->id);
+	args[1] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args(lookup_sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "bookkeeping lookup failed");
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		uint8		digest[16];
+		KnownKey   *k;
+
+		Digest(SPI_getvalue(tup, desc, 1), digest);
+		k = hash_search(known, digest, HASH_ENTER, NULL);
+		k->state = SPI_getvalue(tup, desc, 2);
+		k->payload_hash = SPI_getvalue(tup, desc, 3);
+		k->confirmed_hash = SPI_getvalue(tup, desc, 4);
+		k->destination_id = SPI_getvalue(tup, desc, 5);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return known;
+}
+
+/*
+ * ClassifyRow
+ *		Decides what to do with one source row given its bookkeeping: count
+ *		it as unchanged, skipped or rejected, or plan a create or update.
+ */
+static void
+ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
+{
+	EltSync    *sync = run->sync;
+	bool		known = k && k->confirmed_hash;
+	const char *mode = sync->mode;
+
+	if (!valid)
+	{
+		run->rejected++;
+		EltAddIssue(run, row->key, "rejected by validate");
+		if (!run->dry_run && !run->preview &&
+			!(k && SameText(k->state, "rejected") && SameText(k->payload_hash, row->hash)))
+			EltRecordOutcome(run, row, "rejected", NULL, NULL, 0, 0,
+							 psprintf("failed validate: %s", sync->validate));
+		return;
+	}
+	if (k && SameText(k->state, "confirmed") && SameText(k->confirmed_hash, row->hash))
+	{
+		run->unchanged++;
+		return;
+	}
+	if (k && !SameText(k->state, "confirmed") && SameText(k->payload_hash, row->hash))
+	{
+		/* rejected or dead-lettered: not again until the data changes */
+		run->unchanged++;
+		return;
+	}
+	row->destination_id = k ? k->destination_id : NULL;
+	row->had_dead_letter = k && SameText(k->state, "failed");
+
+	if (strcmp(mode, "insert") == 0)
+	{
+		if (known)
+		{
+			run->skipped++;
+			return;
+		}
+		row->op = ELT_OP_CREATE;
+	}
+	else if (strcmp(mode, "update") == 0)
+	{
+		if (strstr(sync->update_ep.path, "{id}") && row->destination_id == NULL)
+		{
+			run->skipped++;
+			return;
+		}
+		row->op = ELT_OP_UPDATE;
+	}
+	else
+	{
+		row->op = known ? ELT_OP_UPDATE : ELT_OP_CREATE;
+		if (row->op == ELT_OP_UPDATE && strstr(sync->update_ep.path, "{id}") &&
+			row->destination_id == NULL)
+			row->op = ELT_OP_CREATE;
+	}
+	EltPlanRow(run, row);
+}
+
+/*
+ * ProcessBatch
+ *		Diffs one batch of fetched source rows (SPI_tuptable) and plans the
+ *		new and changed ones. NULL and duplicate keys are reported, not sent.
+ */
+static void
+ProcessBatch(EltRun *run, SPITupleTable *tuptable, uint64 n)
+{
+	EltRow	  **rows = palloc0(sizeof(EltRow *) * n);
+	bool	   *valid = palloc(sizeof(bool) * n);
+	char	  **keys = palloc(sizeof(char *) * n);
+	int			nkeys = 0;
+	HTAB	   *known;
+	TupleDesc	desc = tuptable->tupdesc;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		bool		isnull;
+		bool		found;
+		uint8		digest[16];
+		EltRow	   *row;
+		const char *errstr = NULL;
+		Datum		v;
+
+		run->diffed++;
+		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+		{
+			run->invalid_keys++;
+			EltAddIssue(run, SPI_getvalue(tup, desc, 1), "key is NULL");
+			continue;
+		}
+		row = palloc0(sizeof(EltRow));
+		row->key = SPI_getvalue(tup, desc, 1);
+		Digest(row->key, digest);
+		hash_search(run->seen, digest, HASH_ENTER, &found);
+		if (found)
+		{
+			run->invalid_keys++;
+			EltAddIssue(run, row->key, "duplicate key (an earlier row has it)");
+			continue;
+		}
+		row->key_path = SPI_getvalue(tup, desc, 2);
+		row->body = SPI_getvalue(tup, desc, 4);
+		if (row->body == NULL)
+		{
+			run->rejected++;
+			EltAddIssue(run, row->key, "payload is NULL");
+			continue;
+		}
+		if (!pg_md5_hash(row->body, strlen(row->body), row->hash, &errstr))
+			elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
+		v = SPI_getbinval(tup, desc, 5, &isnull);
+		valid[i] = !isnull && DatumGetBool(v);
+		rows[i] = row;
+		keys[nkeys++] = row->key;
+	}
+	SPI_freetuptable(tuptable);
+
+	known = LookupKeys(run, keys, nkeys);
+	for (uint64 i = 0; i < n && !run->stop; i++)
+	{
+		uint8		digest[16];
+
+		if (rows[i] == NULL)
+			continue;
+		Digest(rows[i]->key, digest);
+		ClassifyRow(run, rows[i], valid[i],
+					hash_search(known, digest, HASH_FIND, NULL));
+	}
+}
+
+/* Fetches the next batch of the source cursor as the sync's owner. */
+static uint64
+FetchAsOwner(EltRun *run, Portal portal, long count)
+{
+	Oid			saved_user;
+	int			saved_sec;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(run->sync->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		SPI_cursor_fetch(portal, true, count);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_sec);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return SPI_processed;
+}
+
+/* Opens the source cursor as the sync's owner. */
+static Portal
+OpenSourceAsOwner(EltRun *run)
+{
+	Oid			saved_user;
+	int			saved_sec;
+	volatile Portal portal = NULL;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(run->sync->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		SPIPlanPtr	plan = SPI_prepare(EltSourceQuery(run->sync), 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for the source of sync \"%s\": %s",
+				 run->sync->name, SPI_result_code_string(SPI_result));
+		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_sec);
+	}
+	PG_END_TRY();
+	return portal;
+}
+
+/*
+ * PlanDeletes
+ *		Mirror mode: every key the destination holds that the source no
+ *		longer has is deleted; records of vanished keys the destination never
+ *		confirmed are forgotten.
+ */
+static void
+PlanDeletes(EltRun *run)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
+	SPIPlanPtr	plan;
+	Portal		portal;
+
+	args[0] = Int32GetDatum(run->sync->id);
+	plan = SPI_prepare("SELECT key, confirmed_hash, destination_id FROM elt.sync_record"
+					   " WHERE sync_id = $1", 1, argtypes);
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	while (!run->stop)
+	{
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		MemoryContextSwitchTo(run->batch_cxt);
+		for (uint64 i = 0; i < n && !run->stop; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			uint8		digest[16];
+			EltRow	   *row;
+			char	   *confirmed;
+
+			row = palloc0(sizeof(EltRow));
+			row->key = SPI_getvalue(tup, desc, 1);
+			Digest(row->key, digest);
+			if (hash_search(run->seen, digest, HASH_FIND, NULL))
+				continue;
+			confirmed = SPI_getvalue(tup, desc, 2);
+			if (confirmed == NULL)
+			{
+				if (!run->dry_run && !run->preview)
+					EltForgetRecord(run, row->key);
+				continue;
+			}
+			strlcpy(row->hash, confirmed, sizeof(row->hash));
+			row->destination_id = SPI_getvalue(tup, desc, 3);
+			row->key_path = EltKeyPath(row->key);
+			row->op = ELT_OP_DELETE;
+			EltPlanRow(run, row);
+		}
+		EltDrain(run);
+		MemoryContextSwitchTo(run->run_cxt);
+		MemoryContextReset(run->batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+}
+
+/*
+ * EltRunSync
+ *		Streams the source in batches, diffing and planning each batch in
+ *		its own short-lived memory context, and waits for every request
+ *		before the batch's memory goes.
+ */
+void
+EltRunSync(EltRun *run)
+{
+	HASHCTL		ctl;
+	Portal		portal;
+	long		fetch;
+
+	EltDeliveryStart(run);
+
+	ctl.keysize = 16;
+	ctl.entrysize = 16;
+	ctl.hcxt = run->run_cxt;
+	run->seen = hash_create("elt seen keys", 1024, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
+										   ALLOCSET_DEFAULT_SIZES);
+	fetch = Min(Max(1000L, 4L * run->sync->batch_size * run->sync->lane.concurrency), 50000L);
+
+	portal = OpenSourceAsOwner(run);
+	while (!run->stop)
+	{
+		uint64		n = FetchAsOwner(run, portal, fetch);
+
+		if (n == 0)
+			break;
+		MemoryContextSwitchTo(run->batch_cxt);
+		ProcessBatch(run, SPI_tuptable, n);
+		EltDrain(run);
+		MemoryContextSwitchTo(run->run_cxt);
+		MemoryContextReset(run->batch_cxt);
+		EltMaybeProgress(run);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+
+	if (strcmp(run->sync->mode, "mirror") == 0 && !run->stop)
+		PlanDeletes(run);
+}

@@ -1,0 +1,227 @@
+/*
+ * sync_load.c
+ *		Loads a sync and its destination from the catalog (checking that the
+ *		caller may run it) and builds the query that streams its source.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "activation/activation.h"
+
+static const char *load_sql =
+"SELECT s.id, s.name, s.source, s.key, s.mode, s.payload, s.validate, s.filter,"
+"       coalesce(s.create_endpoint, s.upsert_endpoint),"
+"       coalesce(s.update_endpoint, s.upsert_endpoint),"
+"       coalesce(s.delete_endpoint,"
+"                CASE WHEN s.id_pointer IS NULL THEN 'DELETE /{key}' ELSE 'DELETE /{id}' END),"
+"       s.id_pointer, s.owner, d.id, d.url,"
+"       (SELECT array_agg(h.k || ': ' || h.v ORDER BY h.k)"
+"          FROM jsonb_each_text(d.headers) AS h(k, v)),"
+"       d.auth_header, d.auth_scheme, d.secret_ref, d.has_secret, x.secret,"
+"       x.signing_secret, d.envelope, d.batch_size, d.concurrency,"
+"       coalesce(d.rate_limit, 0)::float8, d.timeout_ms, d.max_attempts,"
+"       to_regclass(s.source) IS NOT NULL"
+"  FROM elt.sync s JOIN elt.destination d ON d.id = s.destination_id"
+"  LEFT JOIN elt.destination_secret x ON x.destination_id = d.id"
+" WHERE s.name = $1";
+
+/*
+ * EltQualifiedRelation
+ *		"schema"."name" of a relation, quoted as needed.
+ */
+char *
+EltQualifiedRelation(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+
+	if (rel == NULL)
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  rel);
+}
+
+/* Text of column i (1-based) of the current SPI row, or NULL. */
+static char *
+GetText(HeapTuple tup, TupleDesc desc, int i)
+{
+	return SPI_getvalue(tup, desc, i);
+}
+
+/* Parses a stored endpoint "METHOD path" (path may be empty). */
+static void
+ParseEndpoint(const char *spec, EltEndpoint *ep)
+{
+	const char *sp = strchr(spec, ' ');
+
+	if (sp == NULL)
+	{
+		ep->method = pstrdup(spec);
+		ep->path = pstrdup("");
+	}
+	else
+	{
+		ep->method = pnstrdup(spec, sp - spec);
+		ep->path = pstrdup(sp + 1);
+	}
+	ep->per_record = strstr(ep->path, "{id}") != NULL ||
+		strstr(ep->path, "{key}") != NULL;
+}
+
+/* List of char * from a text[] column, empty if NULL. */
+static List *
+TextArrayToList(HeapTuple tup, TupleDesc desc, int i)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, i, &isnull);
+	Datum	   *elems;
+	int			n;
+	List	   *result = NIL;
+
+	if (isnull)
+		return NIL;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, NULL, &n);
+	for (int j = 0; j < n; j++)
+		result = lappend(result, TextDatumGetCString(elems[j]));
+	return result;
+}
+
+/*
+ * EltLoadSync
+ *		Loads sync name with its destination, in CurrentMemoryContext (SPI
+ *		must be connected; switch out of SPI's context to keep the result
+ *		past SPI_finish). Errors out if it does not exist, if the calling
+ *		role is not a member of its owner, or if its source is gone. With
+ *		resolve_secrets, the destination's secrets are resolved.
+ */
+EltSync *
+EltLoadSync(const char *name, bool resolve_secrets)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	EltSync    *s;
+	char	   *v;
+	char	   *ref;
+	bool		has_secret;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	args[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args(load_sql, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read sync \"%s\"", name);
+	/* SPI leaves us in its procedure context; the result goes to ours */
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("sync \"%s\" does not exist", name),
+				 errdetail("No sync of that name is defined."),
+				 errhint("See SELECT sync FROM elt.sync_status.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	s = palloc0(sizeof(EltSync));
+	s->id = atoi(GetText(tup, desc, 1));
+	s->name = GetText(tup, desc, 2);
+	s->source = GetText(tup, desc, 3);
+	s->keys = TextArrayToList(tup, desc, 4);
+	s->mode = GetText(tup, desc, 5);
+	s->payload = GetText(tup, desc, 6);
+	s->validate = GetText(tup, desc, 7);
+	s->filter = GetText(tup, desc, 8);
+	ParseEndpoint(GetText(tup, desc, 9), &s->create_ep);
+	ParseEndpoint(GetText(tup, desc, 10), &s->update_ep);
+	ParseEndpoint(GetText(tup, desc, 11), &s->delete_ep);
+	s->id_pointer = GetText(tup, desc, 12);
+	s->owner = (Oid) strtoul(GetText(tup, desc, 13), NULL, 10);
+	s->destination_id = atoi(GetText(tup, desc, 14));
+	s->url = GetText(tup, desc, 15);
+	while (strlen(s->url) > 0 && s->url[strlen(s->url) - 1] == '/')
+		s->url[strlen(s->url) - 1] = '\0';
+	s->headers = TextArrayToList(tup, desc, 16);
+	s->auth_header = GetText(tup, desc, 17);
+	s->auth_scheme = GetText(tup, desc, 18);
+	ref = GetText(tup, desc, 19);
+	has_secret = strcmp(GetText(tup, desc, 20), "t") == 0;
+	s->envelope = GetText(tup, desc, 23);
+	s->batch_size = atoi(GetText(tup, desc, 24));
+	s->lane.concurrency = atoi(GetText(tup, desc, 25));
+	s->lane.rate_limit = strtod(GetText(tup, desc, 26), NULL);
+	s->lane.timeout_ms = atoi(GetText(tup, desc, 27));
+	s->lane.max_attempts = atoi(GetText(tup, desc, 28));
+
+	if (!has_privs_of_role(GetOuterUserId(), s->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of sync \"%s\"", name),
+				 errdetail("Only the role that created a sync, or a member of it, may run it."),
+				 errhint("Ask its owner or a superuser.")));
+	v = GetText(tup, desc, 29);
+	if (strcmp(v, "t") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("source \"%s\" of sync \"%s\" does not exist", s->source, name),
+				 errdetail("The relation was dropped or renamed after the sync was created."),
+				 errhint("Recreate the source, or point the sync elsewhere with elt.alter_sync().")));
+
+	if (resolve_secrets)
+	{
+		if (ref != NULL)
+			s->secret = EltResolveSecret(ref, false);
+		else if (has_secret)
+			s->secret = EltResolveSecret(GetText(tup, desc, 21), true);
+		v = GetText(tup, desc, 22);
+		if (v != NULL)
+			s->signing_secret = EltResolveSecret(v, strncmp(v, "env:", 4) != 0 &&
+												 strncmp(v, "file:", 5) != 0);
+	}
+	return s;
+}
+
+/*
+ * EltSourceQuery
+ *		The query streaming the source: per row the key as a JSON array, the
+ *		key values joined by ',' (for {key}), whether a key column is NULL,
+ *		the payload as JSON text and the validate result. User expressions
+ *		are on their own lines so that a trailing -- comment cannot swallow
+ *		what follows.
+ */
+char *
+EltSourceQuery(const EltSync *sync)
+{
+	StringInfoData q;
+	StringInfoData cols;
+	StringInfoData nulls;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	initStringInfo(&nulls);
+	foreach(lc, sync->keys)
+	{
+		const char *col = quote_identifier((char *) lfirst(lc));
+
+		appendStringInfo(&cols, "%sr.%s", cols.len ? ", " : "", col);
+		appendStringInfo(&nulls, "%sr.%s IS NULL", nulls.len ? " OR " : "", col);
+	}
+	initStringInfo(&q);
+	appendStringInfo(&q,
+					 "SELECT pg_catalog.jsonb_build_array(%s)::pg_catalog.text,\n"
+					 " pg_catalog.concat_ws(',', %s),\n (%s),\n (\n%s\n)::pg_catalog.jsonb::pg_catalog.text,\n"
+					 " (\n%s\n)::pg_catalog.bool\nFROM %s AS r",
+					 cols.data, cols.data, nulls.data,
+					 sync->payload ? sync->payload : "pg_catalog.to_jsonb(r)",
+					 sync->validate ? sync->validate : "true",
+					 sync->source);
+	if (sync->filter)
+		appendStringInfo(&q, "\nWHERE (\n%s\n)", sync->filter);
+	return q.data;
+}
