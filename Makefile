@@ -15,8 +15,7 @@ SQL_PARTS = src/core/header.sql \
 	src/models/run.sql \
 	src/models/lineage.sql \
 	$(sort $(wildcard src/http/*.sql)) \
-	$(sort $(wildcard src/activation/*.sql)) \
-	src/core/privileges.sql
+	$(sort $(wildcard src/activation/*.sql))
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard src/updates/$(EXTENSION)--*--*.sql)

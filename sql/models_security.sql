@@ -3,8 +3,13 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 
+-- SECURITY DEFINER only where activation writes its catalog and secrets;
+-- each of those checks the calling role itself. No model function is one.
 SELECT p.proname FROM pg_proc p
 WHERE p.pronamespace = 'elt'::regnamespace AND p.prosecdef ORDER BY 1;
+-- every function pins search_path, except the two activation entry points
+-- that resolve a source name in the caller's search_path on purpose (they
+-- call only schema-qualified functions)
 SELECT p.proname FROM pg_proc p
 WHERE p.pronamespace = 'elt'::regnamespace AND p.prolang <> 13  -- C functions run no SQL
   AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=elt, pg_catalog, pg_temp']
