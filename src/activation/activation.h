@@ -86,7 +86,7 @@ typedef struct EltRun
 	int			lane;
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
-	struct HTAB *seen;			/* md5 of every key seen in the source */
+	struct HTAB *seen;			/* digest of every key seen in the source */
 
 	/* records waiting to fill a batch, per operation (create, update) */
 	EltRow	  **pending[2];
