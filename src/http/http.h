@@ -26,6 +26,25 @@
  * - Only http and https; proxies from the environment are ignored; the
  *   resolved address of every connection is checked against the policy set
  *   by elt.http_allowed_networks / elt.http_denied_networks before connect.
+ *
+ * Details (implementation in engine.c, retry.c, policy.c)
+ * -------
+ * - response and error are palloc'd in the memory context that was current
+ *   when the request was submitted, and stay valid as long as it does (one
+ *   pair per attempt; earlier attempts' values are not freed).
+ * - If an ERROR escapes EltHttpPoll() (an interrupt, or a callback's own
+ *   ERROR), destroy the engine (or let its context go): requests that were
+ *   being reported may never see on_done.
+ * - EltHttpPoll() must not be called from a callback; EltHttpSubmit() may.
+ * - method NULL means POST when body is set, else GET. A request with an
+ *   invalid method, a header containing CR/LF, or a URL not starting with
+ *   http:// or https:// is REJECTED without a connection (attempts = 1).
+ *   Header values never appear in errors or logs.
+ * - The backoff before retry k is random in [0, min(30 s, 100 ms * 2^(k-1))];
+ *   Retry-After, when present on a 429/503, replaces it.
+ * - Responses are truncated to elt.http_max_response_bytes (default 64 kB).
+ * - Connections are kept alive and reused across requests of one engine;
+ *   the policy is checked when a connection is opened, not on reuse.
  */
 #ifndef ELT_HTTP_H
 #define ELT_HTTP_H
@@ -69,7 +88,9 @@ typedef struct EltHttpRequest
 	int			attempts;		/* attempts made so far */
 	long		status;			/* HTTP status of the last attempt, 0 if none */
 	char	   *response;		/* body of the last response (palloc'd,
-								 * truncated to 64 kB), NULL if none */
+								 * NUL-terminated, truncated to
+								 * elt.http_max_response_bytes), NULL if
+								 * none */
 	char	   *error;			/* transport or policy error of the last
 								 * attempt, NULL if none */
 	double		latency_ms;		/* duration of the last attempt */

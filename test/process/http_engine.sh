@@ -145,6 +145,15 @@ elapsed=$(( $(now_ms) - t0 ))
 expect_match "statement_timeout interrupts a hanging request" "ERROR:  canceling statement due to statement timeout" "$out"
 [ $elapsed -lt 5000 ] && ok "statement_timeout 1s took ${elapsed} ms" || fail "statement_timeout 1s took ${elapsed} ms"
 
+# nothing leaks on cancel: a leaked easy or multi handle keeps its socket open
+fds="SELECT 'fds:' || count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd')"
+hang="SELECT * FROM elt.http_check('$SINK/hang', 'GET', 60000)"
+out=$(sql_lo -c "SELECT status FROM elt.http_check('$SINK/ok')" -c "SET statement_timeout = '300ms'" -c "$hang" \
+	-c "$fds" -c "$hang" -c "$hang" -c "$hang" -c "$hang" -c "$hang" -c "$fds")
+expect_eq "six cancelled requests" "6" "$(echo "$out" | grep -c 'canceling statement due to statement timeout' | tr -d ' ')"
+read -r fd_before fd_after <<<"$(echo "$out" | grep '^fds:' | cut -d: -f2 | tr '\n' ' ')"
+expect_eq "no descriptors leaked by cancelled requests (before vs after)" "$fd_before" "$fd_after"
+
 # pg_cancel_backend from another session; the cancelled session must stay usable
 PGAPPNAME=elt_http_hang psql -XAtq -c "SET elt.http_allowed_networks = '127.0.0.1/32'" \
 	-c "SELECT * FROM elt.http_check('$SINK/hang', 'GET', 60000)" \
