@@ -87,6 +87,7 @@ typedef struct EltRun
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
 	struct HTAB *seen;			/* digest of every key seen in the source */
+	struct _SPI_plan *lookup_plan;	/* bookkeeping by key, NULL: none yet */
 
 	/* records waiting to fill a batch, per operation (create, update) */
 	EltRow	  **pending[2];
