@@ -86,7 +86,8 @@ typedef struct EltRun
 	int			lane;
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
-	struct HTAB *seen;			/* md5 of every key seen in the source */
+	struct HTAB *seen;			/* digest of every key seen in the source */
+	struct _SPI_plan *lookup_plan;	/* bookkeeping by key, NULL: none yet */
 
 	/* records waiting to fill a batch, per operation (create, update) */
 	EltRow	  **pending[2];

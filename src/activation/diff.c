@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "common/md5.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -24,7 +25,7 @@
 /* What the bookkeeping says about a key. */
 typedef struct KnownKey
 {
-	uint8		digest[16];		/* md5 of the key text: the hash key */
+	uint8		digest[16];		/* Digest() of the key text: the hash key */
 	char	   *state;
 	char	   *payload_hash;
 	char	   *confirmed_hash;
@@ -32,16 +33,19 @@ typedef struct KnownKey
 } KnownKey;
 
 /*
- * The bookkeeping of a batch of keys. Planned anew for every batch, with the
- * keys as parameter values, so that the planner sees how many there are and
- * how big the table is now (an index scan, or a sequential scan with a
- * hashed key list): a plan kept from a run that started on an empty table
- * would scan the whole table for every batch of a later run, checking each
- * row against the whole key list.
+ * The bookkeeping of a batch of keys: one index probe per key. The plan is
+ * generic (unnest() of a parameter counts as a few rows, so the planner
+ * picks a nested loop over the primary key whatever the batch size), made
+ * once per run, and only when the sync had records at the start of the run
+ * (a first run has nothing to look up; skipping it also keeps the plan from
+ * being made while the table is nearly empty). A plan that sees the keys,
+ * or one kept from an earlier run, may scan all of the sync's records for
+ * every batch instead.
  */
 static const char *lookup_sql =
 "SELECT r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
-" FROM elt.sync_record r WHERE r.sync_id = $1 AND r.key = ANY ($2)";
+" FROM pg_catalog.unnest($2::pg_catalog.text[]) AS k(key)"
+" JOIN elt.sync_record r ON r.sync_id = $1 AND r.key = k.key";
 
 /* strcmp that treats NULL as different from everything. */
 static bool
@@ -50,14 +54,20 @@ SameText(const char *a, const char *b)
 	return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
-/* md5 of a string, binary. */
+/*
+ * A 128-bit digest of a key, for the hash tables of a run: two 64-bit hashes
+ * with different seeds (much cheaper than md5, and collisions are not a
+ * concern at 2^-64 per pair).
+ */
 static void
 Digest(const char *s, uint8 *out)
 {
-	const char *errstr = NULL;
+	size_t		len = strlen(s);
+	uint64		h1 = hash_bytes_extended((const unsigned char *) s, len, 0x656c74);
+	uint64		h2 = hash_bytes_extended((const unsigned char *) s, len, 0x9e3779b97f4a7c15);
 
-	if (!pg_md5_binary(s, strlen(s), out, &errstr))
-		elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
+	memcpy(out, &h1, 8);
+	memcpy(out + 8, &h2, 8);
 }
 
 /*
@@ -120,20 +130,19 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 	Datum		args[2];
 	Datum	   *elems = palloc(sizeof(Datum) * Max(nkeys, 1));
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
 
 	ctl.keysize = 16;
 	ctl.entrysize = sizeof(KnownKey);
 	ctl.hcxt = CurrentMemoryContext;
 	known = hash_create("elt known keys", Max(nkeys, 16), &ctl,
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (nkeys == 0)
+	if (nkeys == 0 || run->lookup_plan == NULL)
 		return known;
 	for (int i = 0; i < nkeys; i++)
 		elems[i] = CStringGetTextDatum(keys[i]);
 	args[0] = Int32GetDatum(run->sync->id);
 	args[1] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_with_args(lookup_sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(run->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "bookkeeping lookup failed");
 	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -404,6 +413,31 @@ PlanDeletes(EltRun *run)
 }
 
 /*
+ * PrepareLookup
+ *		Prepares the generic lookup plan of the run if the sync has records.
+ */
+static void
+PrepareLookup(EltRun *run)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
+	Datum		args[1];
+	MemoryContext cxt = CurrentMemoryContext;
+
+	args[0] = Int32GetDatum(run->sync->id);
+	if (SPI_execute_with_args("SELECT FROM elt.sync_record WHERE sync_id = $1 LIMIT 1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "bookkeeping lookup failed");
+	if (SPI_processed > 0)
+	{
+		run->lookup_plan = SPI_prepare_cursor(lookup_sql, 2, argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
+		if (run->lookup_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
  * EltRunSync
  *		Streams the source in batches, diffing and planning each batch in
  *		its own short-lived memory context, and waits for every request
@@ -417,6 +451,7 @@ EltRunSync(EltRun *run)
 	long		fetch;
 
 	EltDeliveryStart(run);
+	PrepareLookup(run);
 
 	ctl.keysize = 16;
 	ctl.entrysize = 16;
@@ -425,7 +460,7 @@ EltRunSync(EltRun *run)
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
 										   ALLOCSET_DEFAULT_SIZES);
-	fetch = Min(Max(1000L, 4L * run->sync->batch_size * run->sync->lane.concurrency), 50000L);
+	fetch = Min(Max(10000L, 4L * run->sync->batch_size * run->sync->lane.concurrency), 50000L);
 
 	portal = OpenSourceAsOwner(run);
 	while (!run->stop)
