@@ -53,3 +53,6 @@ demo:
 
 bench:
 	@bench/run.sh
+
+# Every object depends on every header: headers are few and small.
+$(OBJS): $(wildcard src/*.h src/*/*.h)
