@@ -15,7 +15,8 @@ SQL_PARTS = src/core/header.sql \
 	src/models/run.sql \
 	src/models/lineage.sql \
 	$(sort $(wildcard src/http/*.sql)) \
-	$(sort $(wildcard src/activation/*.sql))
+	$(sort $(wildcard src/activation/*.sql)) \
+	$(sort $(wildcard src/worker/*.sql))
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard src/updates/$(EXTENSION)--*--*.sql)
@@ -36,7 +37,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 # A fresh machine has no PGXS yet: `make test` and `make demo` install it first.
 -include $(PGXS)
 
-$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) pg_elt.control
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) pg_elt.control Makefile
 	@grep -q "^default_version = '$(EXTVERSION)'" pg_elt.control || \
 		{ echo "pg_elt.control default_version differs from EXTVERSION $(EXTVERSION)"; exit 1; }
 	cat $(SQL_PARTS) > $@

@@ -18,7 +18,7 @@
 #include "compat.h"
 #include "http/http.h"
 #include "pg_elt.h"
-#include "http/http.h"
+#include "worker/worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -43,6 +43,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	EltHttpDefineGucs();
+	EltWorkerInit();
 
 	MarkGUCPrefixReserved("elt");
 }

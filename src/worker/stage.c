@@ -88,16 +88,20 @@ EltEnsureSlot(void)
 	Datum		args[1];
 	bool		streams;
 	char	   *problem = NULL;
+	MemoryContext outer = CurrentMemoryContext;
 
+	/* allocated here, not in a step's SPI context, to outlive the steps */
+	args[0] = CStringGetTextDatum(SlotName());
 	BeginStep("pg_elt: checking the slot");
-	streams = QueryValue("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_elt')"
-						 " AND elt._streams_exist()", &value, NULL) && DatumGetBool(value);
+	/* the functions below exist only while the extension is installed */
+	streams = QueryValue("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_elt')",
+						 &value, NULL) && DatumGetBool(value) &&
+		QueryValue("SELECT elt._streams_exist()", &value, NULL) && DatumGetBool(value);
 	if (!streams)
 	{
 		EndStep();
 		return false;
 	}
-	args[0] = CStringGetTextDatum(SlotName());
 	if (SPI_execute_with_args("SELECT elt._slot_problem($1)", 1, argtypes, args, NULL, false, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
@@ -105,7 +109,7 @@ EltEnsureSlot(void)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
-			problem = TextDatumGetCString(d);
+			problem = MemoryContextStrdup(outer, TextDatumGetCString(d));
 	}
 	EndStep();
 

@@ -75,6 +75,7 @@ cron.use_background_workers = on
 max_connections = 100
 fsync = off
 log_line_prefix = '%m [%p] %q%a '
+elt.database = '$PGDATABASE'
 CONF
 	# PostgreSQL 15.20 and later only decode through listed output plugins
 	if "$PGBIN/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
