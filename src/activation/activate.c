@@ -19,6 +19,7 @@
 #include "activation/activation.h"
 
 PG_FUNCTION_INFO_V1(elt_activate);
+PG_FUNCTION_INFO_V1(elt_activate_keys);
 PG_FUNCTION_INFO_V1(elt_preview);
 
 /* First key of the advisory locks that serialize runs of one sync. */
@@ -120,11 +121,14 @@ StartRun(const char *name, MemoryContext cxt)
  *		returns the counts. Runs as the extension owner (SECURITY DEFINER)
  *		and reads the source as the sync's owner.
  */
-Datum
-elt_activate(PG_FUNCTION_ARGS)
+/*
+ * Activate
+ *		A run of a sync (all of its rows, or only keys_json's) that returns
+ *		activate()'s result row.
+ */
+static Datum
+Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *keys_json)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		dry_run = PG_GETARG_BOOL(1);
 	TupleDesc	tupdesc;
 	EltRun	   *run;
 	MemoryContext cxt;
@@ -146,6 +150,8 @@ elt_activate(PG_FUNCTION_ARGS)
 	SPI_connect();
 	run = StartRun(name, cxt);
 	run->dry_run = dry_run;
+	if (keys_json)
+		run->keys_json = MemoryContextStrdup(cxt, keys_json);
 	if (!dry_run)
 	{
 		LockSync(run->sync);
@@ -193,6 +199,25 @@ elt_activate(PG_FUNCTION_ARGS)
  *		send, as method, URL, headers (secrets masked) and body. Sends
  *		nothing and writes nothing.
  */
+Datum
+elt_activate(PG_FUNCTION_ARGS)
+{
+	return Activate(fcinfo, text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_BOOL(1), NULL);
+}
+
+/*
+ * elt_activate_keys(sync text, keys jsonb)
+ *		activate() restricted to the given keys: the streaming worker's
+ *		delivery of what it staged. In mirror mode a given key that is gone
+ *		from the source is deleted at the destination.
+ */
+Datum
+elt_activate_keys(PG_FUNCTION_ARGS)
+{
+	return Activate(fcinfo, text_to_cstring(PG_GETARG_TEXT_PP(0)), false,
+					text_to_cstring(PG_GETARG_TEXT_PP(1)));
+}
+
 Datum
 elt_preview(PG_FUNCTION_ARGS)
 {

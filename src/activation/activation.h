@@ -80,6 +80,8 @@ typedef struct EltRun
 	struct Tuplestorestate *tupstore;
 	struct TupleDescData *tupdesc;
 	bool		stop;			/* preview has all it wants */
+	const char *keys_json;		/* streaming: only these keys (a JSON array of
+								 * arrays of key values as text), or NULL */
 
 	int64		run_id;			/* row of elt.sync_run, 0 when planning only */
 	EltHttpEngine *engine;
@@ -137,8 +139,12 @@ extern char *EltWebhookSignature(const char *secret, const char *msg_id,
 
 /* sync_load.c */
 extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
-extern char *EltSourceQuery(const EltSync *sync);
+extern char *EltSourceQuery(const EltSync *sync, const char *key_condition);
 extern char *EltQualifiedRelation(Oid relid);
+
+/* keyed.c: restricting a run to given keys (the streaming worker's) */
+extern char *EltKeyCondition(const EltSync *sync, const char *keys_json);
+extern char *EltKeyRecordsQuery(const EltSync *sync, const char *keys_json);
 
 /* request.c */
 extern char *EltRequestUrl(const EltSync *sync, const EltEndpoint *ep,

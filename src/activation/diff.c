@@ -336,7 +336,9 @@ OpenSourceAsOwner(EltRun *run)
 						   SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		SPIPlanPtr	plan = SPI_prepare(EltSourceQuery(run->sync), 0, NULL);
+		SPIPlanPtr	plan = SPI_prepare(EltSourceQuery(run->sync,
+													  run->keys_json ? EltKeyCondition(run->sync, run->keys_json) : NULL),
+									   0, NULL);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for the source of sync \"%s\": %s",
@@ -366,7 +368,9 @@ PlanDeletes(EltRun *run)
 	Portal		portal;
 
 	args[0] = Int32GetDatum(run->sync->id);
-	plan = SPI_prepare("SELECT key, confirmed_hash, destination_id FROM elt.sync_record"
+	/* a keyed run (streaming) looks only at its own keys */
+	plan = SPI_prepare(run->keys_json ? EltKeyRecordsQuery(run->sync, run->keys_json) :
+					   "SELECT key, confirmed_hash, destination_id FROM elt.sync_record"
 					   " WHERE sync_id = $1", 1, argtypes);
 	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 	while (!run->stop)

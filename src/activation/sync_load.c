@@ -193,10 +193,11 @@ EltLoadSync(const char *name, bool resolve_secrets)
  *		key values joined by ',' (for {key}), whether a key column is NULL,
  *		the payload as JSON text and the validate result. User expressions
  *		are on their own lines so that a trailing -- comment cannot swallow
- *		what follows.
+ *		what follows. key_condition, when given, restricts the rows further
+ *		(see keyed.c).
  */
 char *
-EltSourceQuery(const EltSync *sync)
+EltSourceQuery(const EltSync *sync, const char *key_condition)
 {
 	StringInfoData q;
 	StringInfoData cols;
@@ -223,5 +224,7 @@ EltSourceQuery(const EltSync *sync)
 					 sync->source);
 	if (sync->filter)
 		appendStringInfo(&q, "\nWHERE (\n%s\n)", sync->filter);
+	if (key_condition)
+		appendStringInfo(&q, "\n%s %s", sync->filter ? "AND" : "WHERE", key_condition);
 	return q.data;
 }

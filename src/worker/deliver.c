@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/snapmgr.h"
@@ -25,14 +26,16 @@ EltDeliverStaged(void)
 {
 	int64		settled = 0;
 	bool		isnull;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(elt_stream_batch)};
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_elt: delivering staged changes");
-	if (SPI_execute("SELECT elt._deliver_streams()", false, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
+	if (SPI_execute_with_args("SELECT elt._deliver_streams($1)", 1, argtypes, args, NULL,
+							  false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 

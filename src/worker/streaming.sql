@@ -308,17 +308,33 @@ CREATE VIEW elt.worker_status AS
 COMMENT ON VIEW elt.worker_status IS
 	'The streaming worker, its slot (lag, WAL status) and, per streamed sync, the staged backlog and the destination''s state.';
 
+-- activate() restricted to the keys the worker staged (a JSON array of
+-- arrays of key values as text).
+CREATE FUNCTION elt._activate_keys(sync text, keys text,
+	OUT inserted bigint, OUT updated bigint, OUT deleted bigint,
+	OUT unchanged bigint, OUT skipped bigint, OUT rejected bigint,
+	OUT failed bigint, OUT invalid_keys bigint, OUT requests bigint,
+	OUT duration interval, OUT run_id bigint, OUT issues jsonb)
+RETURNS record
+	LANGUAGE c STRICT VOLATILE SECURITY DEFINER
+	SET search_path = elt, pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'elt_activate_keys';
+REVOKE ALL ON FUNCTION elt._activate_keys(text, text) FROM PUBLIC;
+
 -- One delivery step of the worker: for each streamed sync with staged keys
--- (or a resync to do) that is not backing off, a diff and delivery through
--- elt.activate() in its own subtransaction, then the staged keys it covered
--- are settled. Returns the number of keys settled.
-CREATE FUNCTION elt._deliver_streams() RETURNS bigint
+-- (or a resync to do) that is not backing off, a diff and delivery in its
+-- own subtransaction: a full elt.activate() for a resync, otherwise one
+-- restricted to the oldest staged keys (at most batch). The keys it covered
+-- are then settled; after a failure they stay staged and the sync backs off.
+-- Returns the number of keys settled.
+CREATE FUNCTION elt._deliver_streams(batch int DEFAULT 10000) RETURNS bigint
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = elt, pg_catalog, pg_temp
 AS $$
 DECLARE
 	st record;
 	result record;
+	picked jsonb;
 	settled bigint := 0;
 	n bigint;
 BEGIN
@@ -326,20 +342,34 @@ BEGIN
 		SELECT s.name, x.sync_id, x.resync_needed, x.failures
 		FROM elt.stream x JOIN elt.sync s ON s.id = x.sync_id
 		WHERE x.enabled AND (x.next_attempt_at IS NULL OR x.next_attempt_at <= clock_timestamp())
-		  AND (x.resync_needed OR x.failures > 0
-			   OR EXISTS (SELECT 1 FROM elt.stream_change c WHERE c.sync_id = x.sync_id))
+		  AND (x.resync_needed OR EXISTS (SELECT 1 FROM elt.stream_change c WHERE c.sync_id = x.sync_id))
 		ORDER BY x.sync_id
 	LOOP
 		BEGIN
 			IF st.failures > 0 THEN
-				-- the destination failed before: what went to dead letters
-				-- while streaming is sent again now that it may be back
+				-- what went to dead letters while the destination failed is
+				-- sent again now that it may be back
 				PERFORM elt.retry_dead_letters(st.name);
 			END IF;
-			SELECT * INTO result FROM elt.activate(st.name);
-			DELETE FROM elt.stream_change c WHERE c.sync_id = st.sync_id;
-			GET DIAGNOSTICS n = ROW_COUNT;
-			settled := settled + n;
+			IF st.resync_needed THEN
+				SELECT * INTO result FROM elt.activate(st.name);
+				IF result.failed = 0 THEN
+					DELETE FROM elt.stream_change c WHERE c.sync_id = st.sync_id;
+					GET DIAGNOSTICS n = ROW_COUNT;
+				END IF;
+			ELSE
+				SELECT jsonb_agg(to_jsonb(p.key_values)) INTO picked
+				FROM (SELECT c.key_values FROM elt.stream_change c WHERE c.sync_id = st.sync_id
+					  ORDER BY c.first_staged_at LIMIT batch) p;
+				SELECT * INTO result FROM elt._activate_keys(st.name, picked::text);
+				IF result.failed = 0 THEN
+					DELETE FROM elt.stream_change c
+					WHERE (c.sync_id, c.key_values) IN
+						(SELECT st.sync_id, ARRAY(SELECT jsonb_array_elements_text(e.value))
+						 FROM jsonb_array_elements(picked) e);
+					GET DIAGNOSTICS n = ROW_COUNT;
+				END IF;
+			END IF;
 			IF result.failed > 0 THEN
 				UPDATE elt.stream x SET failures = x.failures + 1,
 					next_attempt_at = clock_timestamp()
@@ -347,8 +377,11 @@ BEGIN
 					last_error = format('%s rows failed after all attempts', result.failed)
 				WHERE x.sync_id = st.sync_id;
 			ELSE
-				UPDATE elt.stream x SET failures = 0, next_attempt_at = NULL, resync_needed = false,
-					resync_reason = NULL, last_error = NULL, last_delivery_at = clock_timestamp()
+				settled := settled + n;
+				UPDATE elt.stream x SET failures = 0, next_attempt_at = NULL,
+					resync_needed = CASE WHEN st.resync_needed THEN false ELSE x.resync_needed END,
+					resync_reason = CASE WHEN st.resync_needed THEN NULL ELSE x.resync_reason END,
+					last_error = NULL, last_delivery_at = clock_timestamp()
 				WHERE x.sync_id = st.sync_id;
 			END IF;
 		EXCEPTION WHEN OTHERS THEN

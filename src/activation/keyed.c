@@ -1,0 +1,93 @@
+/*
+ * keyed.c
+ *		Restricting a sync's run to a set of keys: what the streaming worker
+ *		uses to deliver the keys it staged, through the very same diff,
+ *		bookkeeping and engine as a full elt.activate().
+ *
+ * Keys arrive as a JSON array of arrays of key values as text, in the
+ * order of the sync's key columns (how the output plugin reports them).
+ * They are cast to the source columns' types, so the source is read by its
+ * index, and rebuilt with jsonb_build_array to match the bookkeeping's form.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "activation/activation.h"
+
+/* The key values of element e.k, cast to the source's column types. */
+static char *
+KeyCasts(const EltSync *sync)
+{
+	List	   *names = stringToQualifiedNameList(sync->source);
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+	StringInfoData casts;
+	ListCell   *lc;
+	int			i = 0;
+
+	initStringInfo(&casts);
+	foreach(lc, sync->keys)
+	{
+		const char *column = lfirst(lc);
+		AttrNumber	attnum = get_attnum(relid, column);
+		Oid			typid;
+		int32		typmod;
+		Oid			collid;
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of sync \"%s\" no longer exists in %s",
+							column, sync->name, sync->source),
+					 errhint("Alter the sync's key, or restore the column.")));
+		get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+		appendStringInfo(&casts, "%s(e.k ->> %d)::%s", i ? ", " : "", i,
+						 format_type_with_typemod(typid, typmod));
+		i++;
+	}
+	return casts.data;
+}
+
+static char *
+KeyElements(const char *keys_json)
+{
+	return psprintf("pg_catalog.jsonb_array_elements(%s::pg_catalog.jsonb) AS e(k)",
+					quote_literal_cstr(keys_json));
+}
+
+/*
+ * EltKeyCondition
+ *		A condition over source row r that holds for the given keys only.
+ */
+char *
+EltKeyCondition(const EltSync *sync, const char *keys_json)
+{
+	StringInfoData cols;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	foreach(lc, sync->keys)
+		appendStringInfo(&cols, "%sr.%s", cols.len ? ", " : "",
+						 quote_identifier((char *) lfirst(lc)));
+	return psprintf("(%s) IN (SELECT %s FROM %s)", cols.data, KeyCasts(sync),
+					KeyElements(keys_json));
+}
+
+/*
+ * EltKeyRecordsQuery
+ *		The bookkeeping of the given keys ($1 = sync id), for mirror deletes
+ *		of keys that are gone from the source.
+ */
+char *
+EltKeyRecordsQuery(const EltSync *sync, const char *keys_json)
+{
+	return psprintf("SELECT key, confirmed_hash, destination_id FROM elt.sync_record"
+					" WHERE sync_id = $1 AND key IN (SELECT pg_catalog.jsonb_build_array(%s)::pg_catalog.text"
+					" FROM %s)", KeyCasts(sync), KeyElements(keys_json));
+}
