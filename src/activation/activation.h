@@ -154,6 +154,7 @@ extern char *EltIdempotencyKey(const EltSync *sync, EltRow **rows, int nrows);
 extern List *EltRequestHeaders(const EltSync *sync, const char *idempotency_key,
 							   const char *body, bool mask_secrets);
 extern char *EltJsonPointer(const char *json, const char *pointer, int index);
+extern char **EltJsonPointerEach(const char *json, const char *pointer, int n);
 extern char *EltKeyPath(const char *key_json);
 extern const EltEndpoint *EltEndpointFor(const EltSync *sync, EltOp op);
 

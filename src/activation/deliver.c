@@ -233,22 +233,25 @@ OnAttempt(EltHttpRequest *http, void *arg)
 static void Submit(EltRun *run, EltRow **rows, int nrows, EltOp op);
 
 /*
- * BatchItemError
- *		For a batch answered with 2xx, the error of record i if the response
- *		lists per-record results (an array, alone or as the only member of an
- *		object) and item i says "status": "rejected" or carries an "error".
+ * BatchItemErrors
+ *		For a batch answered with 2xx, the error of each record if the
+ *		response lists per-record results (an array, alone or as the only
+ *		member of an object) and the item says "status": "rejected" or
+ *		carries an "error"; NULL for the others.
  */
-static char *
-BatchItemError(const char *response, int i)
+static char **
+BatchItemErrors(const char *response, int n)
 {
-	char	   *status = EltJsonPointer(response, "/status", i);
-	char	   *error = EltJsonPointer(response, "/error", i);
+	char	  **statuses = EltJsonPointerEach(response, "/status", n);
+	char	  **errors = EltJsonPointerEach(response, "/error", n);
 
-	if (error)
-		return error;
-	if (status && (strcmp(status, "rejected") == 0 || strcmp(status, "error") == 0))
-		return status;
-	return NULL;
+	for (int i = 0; i < n; i++)
+	{
+		if (errors[i] == NULL && statuses[i] &&
+			(strcmp(statuses[i], "rejected") == 0 || strcmp(statuses[i], "error") == 0))
+			errors[i] = statuses[i];
+	}
+	return errors;
 }
 
 /*
@@ -265,15 +268,21 @@ OnDone(EltHttpRequest *http, void *arg)
 	EltRun	   *run = req->run;
 	EltSync    *sync = run->sync;
 	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+	char	  **item_errors = NULL;
+	char	  **ids = NULL;
 
+	/* a batch accepted as a whole may still refuse some of its records */
+	if (http->outcome == ELT_HTTP_OK && req->nrows > 1)
+	{
+		item_errors = BatchItemErrors(http->response, req->nrows);
+		if (req->op == ELT_OP_CREATE && sync->id_pointer)
+			ids = EltJsonPointerEach(http->response, sync->id_pointer, req->nrows);
+	}
 	for (int i = 0; i < req->nrows; i++)
 	{
 		EltRow	   *row = req->rows[i];
-		char	   *item_error = NULL;
+		char	   *item_error = item_errors ? item_errors[i] : NULL;
 
-		/* a batch accepted as a whole may still refuse some of its records */
-		if (http->outcome == ELT_HTTP_OK && req->nrows > 1)
-			item_error = BatchItemError(http->response, i);
 		if (item_error)
 		{
 			char	   *err = psprintf("HTTP %ld, record refused: %s", http->status, item_error);
@@ -294,9 +303,10 @@ OnDone(EltHttpRequest *http, void *arg)
 				run->deleted++;
 				continue;
 			}
-			if (req->op == ELT_OP_CREATE && sync->id_pointer)
-				id = EltJsonPointer(http->response, sync->id_pointer,
-									req->nrows > 1 ? i : -1);
+			if (ids)
+				id = ids[i];
+			else if (req->op == ELT_OP_CREATE && sync->id_pointer)
+				id = EltJsonPointer(http->response, sync->id_pointer, -1);
 			EltRecordOutcome(run, row, "confirmed", row->hash, id,
 							 http->attempts, http->status, NULL);
 			if (row->had_dead_letter)

@@ -13,27 +13,18 @@
 #include "activation/activation.h"
 
 /*
- * EltJsonPointer
- *		The value at an RFC 6901 pointer in a JSON document, as text (strings
- *		unquoted, numbers as written), or NULL if absent or not a scalar.
- *		With index >= 0 and a top-level array (or an object whose only array
+ * Resolve
+ *		The value at an RFC 6901 pointer below root, as palloc'd text
+ *		(strings unquoted, numbers as written), or NULL if absent or not a
+ *		scalar. With index >= 0 and a top-level array (or an object whose only
  *		member holds the records), the pointer applies to element index.
  */
-char *
-EltJsonPointer(const char *json, const char *pointer, int index)
+static char *
+Resolve(json_t *root, const char *pointer, int index)
 {
-	json_error_t err;
-	json_t	   *root;
-	json_t	   *cur;
-	char	   *result = NULL;
+	json_t	   *cur = root;
 	const char *p = pointer;
 
-	if (json == NULL || pointer == NULL)
-		return NULL;
-	root = json_loads(json, JSON_DECODE_ANY, &err);
-	if (root == NULL)
-		return NULL;
-	cur = root;
 	if (index >= 0)
 	{
 		if (json_is_object(cur) && json_object_size(cur) == 1)
@@ -67,13 +58,58 @@ EltJsonPointer(const char *json, const char *pointer, int index)
 		pfree(tok.data);
 	}
 	if (cur && json_is_string(cur))
-		result = pstrdup(json_string_value(cur));
-	else if (cur && json_is_integer(cur))
-		result = psprintf("%lld", (long long) json_integer_value(cur));
-	else if (cur && json_is_real(cur))
-		result = psprintf("%.17g", json_real_value(cur));
+		return pstrdup(json_string_value(cur));
+	if (cur && json_is_integer(cur))
+		return psprintf("%lld", (long long) json_integer_value(cur));
+	if (cur && json_is_real(cur))
+		return psprintf("%.17g", json_real_value(cur));
+	return NULL;
+}
+
+/*
+ * EltJsonPointer
+ *		The value at a JSON pointer in a document (see Resolve).
+ */
+char *
+EltJsonPointer(const char *json, const char *pointer, int index)
+{
+	json_error_t err;
+	json_t	   *root;
+	char	   *result;
+
+	if (json == NULL || pointer == NULL)
+		return NULL;
+	root = json_loads(json, JSON_DECODE_ANY, &err);
+	if (root == NULL)
+		return NULL;
+	result = Resolve(root, pointer, index);
 	json_decref(root);
 	return result;
+}
+
+/*
+ * EltJsonPointerEach
+ *		The value at a JSON pointer for each of the first n records of a
+ *		batch response, parsing the response once (a batch of n records
+ *		would otherwise parse it n times). Returns n entries, NULL where
+ *		absent; all NULL if the response is not JSON.
+ */
+char **
+EltJsonPointerEach(const char *json, const char *pointer, int n)
+{
+	char	  **values = palloc0(sizeof(char *) * Max(n, 1));
+	json_error_t err;
+	json_t	   *root;
+
+	if (json == NULL || pointer == NULL)
+		return values;
+	root = json_loads(json, JSON_DECODE_ANY, &err);
+	if (root == NULL)
+		return values;
+	for (int i = 0; i < n; i++)
+		values[i] = Resolve(root, pointer, i);
+	json_decref(root);
+	return values;
 }
 
 /*

@@ -78,7 +78,9 @@ log_line_prefix = '%m [%p] %q%a '
 elt.database = '$PGDATABASE'
 CONF
 	# PostgreSQL 15.20 and later only decode through listed output plugins
-	if "$PGBIN/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+	local settings
+	settings=$("$PGBIN/postgres" --describe-config 2>/dev/null || true)
+	if grep -q '^output_plugin_libraries' <<<"$settings"; then
 		echo "output_plugin_libraries = 'pgoutput, test_decoding, pg_elt'" |
 			as_server_user tee -a "$PGDATA/postgresql.conf" >/dev/null
 	fi
