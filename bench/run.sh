@@ -15,8 +15,8 @@ what=${1:-all}
 if [ "$what" = all ] || [ "$what" = models ]; then
 	bash bench/models.sh
 fi
-for extra in bench/activation.sh; do
-	if [ -f "$extra" ] && { [ "$what" = all ] || [ "$what" = activation ]; }; then
+for extra in bench/activation.sh bench/streaming.sh; do
+	if [ -f "$extra" ] && { [ "$what" = all ] || [ "$what" = "$(basename "$extra" .sh)" ]; }; then
 		bash "$extra"
 	fi
 done

@@ -31,7 +31,6 @@ bool		elt_stream_enabled = true;
 int			elt_stream_naptime_ms = 1000;
 int			elt_stream_batch = 10000;
 int			elt_stream_max_staged = 1000000;
-int			elt_stream_delivery_budget_ms = 500;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -127,11 +126,6 @@ DefineWorkerGucs(void)
 							"Backpressure: WAL is then kept by the slot until delivery catches up.",
 							&elt_stream_max_staged, 1000000, 1000, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("elt.stream_delivery_budget",
-							"Time the worker spends delivering before it reads the slot again.",
-							"Keeps the slot moving while a destination is slow.",
-							&elt_stream_delivery_budget_ms, 500, 10, 60000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 /*

@@ -41,7 +41,6 @@ extern bool elt_stream_enabled;
 extern int	elt_stream_naptime_ms;
 extern int	elt_stream_batch;
 extern int	elt_stream_max_staged;
-extern int	elt_stream_delivery_budget_ms;
 
 /* shmem.c */
 extern void EltWorkerInit(void);

@@ -1,0 +1,97 @@
+# B7-B9: streaming. Runs inside bench/run.sh (a throwaway cluster is up:
+# PGHOST, PGPORT, CLUSTER_DIR, PGBIN). The sink is the mock destination
+# (test/mock), which records when each request arrived.
+set -euo pipefail
+. "$ELT_ROOT/test/mock/mock.sh"
+DURATION=${DURATION:-60}
+B8_ROWS=${B8_ROWS:-200000}
+B9_ROWS=${B9_ROWS:-1000000}
+db=postgres
+sql() { psql -X -v ON_ERROR_STOP=1 -qAt -d $db "$@"; }
+mock_start
+trap 'mock_stop' EXIT
+sql <<SQL >/dev/null
+CREATE EXTENSION IF NOT EXISTS pg_elt;
+ALTER SYSTEM SET elt.http_allowed_networks = '127.0.0.1/32';
+ALTER SYSTEM SET elt.stream_naptime = '1s';
+SELECT pg_reload_conf();
+CREATE TABLE public.ticks (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+SELECT elt.create_destination('bench_sink', '$MOCK_URL', concurrency => 16);
+SELECT elt.create_sync('ticks_rt', 'public.ticks', 'bench_sink', '{id}',
+	payload => 'jsonb_build_object(''id'', r.id, ''created_at'', extract(epoch FROM r.created_at))',
+	upsert_endpoint => 'POST /ticks/upsert?key=id');
+SELECT elt.stream('ticks_rt');
+SQL
+settle() {	# settle SECONDS
+	local target deadline=$((SECONDS + $1))
+	target=$(sql -c "SELECT pg_current_wal_flush_lsn()")
+	while [ $SECONDS -lt $deadline ]; do
+		[ "$(sql -c "SELECT NOT EXISTS (SELECT 1 FROM elt.stream_change) AND NOT EXISTS (SELECT 1 FROM elt.stream WHERE resync_needed)
+			AND (SELECT staged_upto >= '$target' FROM elt.stream_state)")" = t ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+settle 60
+
+# ---------------------------------------------------------------- B7 ----
+echo "B7: commit -> request received at the sink, ${DURATION} s at 100 and 1,000 rows/s"
+echo "INSERT INTO public.ticks DEFAULT VALUES;" >"$CLUSTER_DIR/tick.sql"
+for rate in 100 1000; do
+	mock_reset >/dev/null
+	"$PGBIN/pgbench" -n -f "$CLUSTER_DIR/tick.sql" -R "$rate" -T "$DURATION" -c 4 -j 2 "$db" >"$CLUSTER_DIR/pgbench_$rate.log" 2>&1
+	settle 120 || echo "  (not settled after 120 s)"
+	mock_requests >"$CLUSTER_DIR/ticks_$rate.json"
+	python3 - "$CLUSTER_DIR/ticks_$rate.json" "$rate" <<'PY'
+import json, sys
+reqs = json.load(open(sys.argv[1]))
+lat = []
+for r in reqs:
+    body = json.loads(r["body"])
+    for rec in body if isinstance(body, list) else [body]:
+        lat.append((r["time"] - rec["created_at"]) * 1000)
+lat.sort()
+def pct(p): return lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
+print(f"B7  {sys.argv[2]:>5} rows/s: {len(lat)} rows, latency p50 {pct(50):.1f} ms  p95 {pct(95):.1f} ms  p99 {pct(99):.1f} ms  max {lat[-1]:.1f} ms  (target p99 <= 100 ms at 1,000 rows/s)")
+PY
+done
+
+# ---------------------------------------------------------------- B8 ----
+echo "B8: rows/s through the worker at batch 100 vs raw decoding (test_decoding) of the same WAL"
+sql -c "SELECT elt.alter_destination('bench_sink', batch_size => 100)" >/dev/null
+sql -c "ALTER SYSTEM SET elt.stream_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+sql -c "SELECT 1 FROM pg_create_logical_replication_slot('bench_raw', 'test_decoding')" >/dev/null
+sql -c "INSERT INTO public.ticks (created_at) SELECT clock_timestamp() FROM generate_series(1, $B8_ROWS)"
+t0=$(date +%s.%N)
+raw=$(sql -c "SELECT count(*) FROM pg_logical_slot_peek_changes('bench_raw', NULL, NULL)")
+t1=$(date +%s.%N)
+sql -c "SELECT pg_drop_replication_slot('bench_raw')" >/dev/null
+raw_rate=$(echo "($raw - 2) / ($t1 - $t0)" | bc -l)
+mock_reset >/dev/null
+t0=$(date +%s.%N)
+sql -c "ALTER SYSTEM SET elt.stream_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+settle 900 || echo "  (not settled)"
+t1=$(date +%s.%N)
+worker_rate=$(echo "$B8_ROWS / ($t1 - $t0)" | bc -l)
+printf 'B8  worker %.0f rows/s   raw decoding %.0f changes/s   ratio %.1f %%  (target >= 50 %%)\n' \
+	"$worker_rate" "$raw_rate" "$(echo "100 * $worker_rate / $raw_rate" | bc -l)"
+
+# ---------------------------------------------------------------- B9 ----
+echo "B9: worker memory with a backlog of $B9_ROWS staged changes (destination down)"
+mock_faults '{"error_rate": 1.0, "status": 503}' >/dev/null
+pid=$(sql -c "SELECT worker_pid FROM elt.worker_status LIMIT 1")
+rss_before=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+sql -c "INSERT INTO public.ticks (created_at) SELECT clock_timestamp() FROM generate_series(1, $B9_ROWS)"
+peak=0
+deadline=$((SECONDS + 600))
+while [ $SECONDS -lt $deadline ]; do
+	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+	[ "$rss" -gt "$peak" ] && peak=$rss
+	staged=$(sql -c "SELECT count(*) FROM elt.stream_change")
+	[ "$staged" -ge "$B9_ROWS" ] && break
+	sleep 0.2
+done
+printf 'B9  staged %s changes; worker RSS %.1f MB before, peak %.1f MB (target <= 64 MB)\n' \
+	"$staged" "$(echo "$rss_before / 1024" | bc -l)" "$(echo "$peak / 1024" | bc -l)"
+mock_faults '{}' >/dev/null
