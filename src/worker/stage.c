@@ -5,11 +5,12 @@
  *		by key, and only then moves the slot.
  *
  * Order of a step (see ../shared/DECODING.md):
- *	 1. peek changes up to the current flush LSN, at most elt.stream_batch;
+ *	 1. decode the WAL flushed since the last step with the slot reader
+ *		(src/decoding/reader.c), at most elt.stream_batch lines;
  *	 2. in one transaction: upsert them into elt.stream_change by (sync,
  *		key), keeping the latest (commit end LSN, position), and move the
  *		progress mark elt.stream_state.staged_upto; commit;
- *	 3. advance the slot to the progress mark.
+ *	 3. confirm the slot up to the progress mark.
  * A crash between 2 and 3 replays changes already staged: the progress mark
  * filters them, and the upsert by key makes a replay harmless anyway.
  */
@@ -18,13 +19,17 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 
+#include "decoding/reader.h"
 #include "pg_elt.h"
 #include "worker/worker.h"
 
@@ -126,6 +131,7 @@ EltEnsureSlot(void)
 		EltWorkerSetError(problem);
 	}
 
+	EltReaderClose();
 	/* a logical slot must be created before the transaction writes */
 	BeginStep("pg_elt: creating the slot");
 	SPI_execute_with_args("SELECT elt._drop_slot($1)", 1, argtypes, args, NULL, false, 0);
@@ -150,6 +156,7 @@ EltDropSlotIfUnused(void)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
+	EltReaderClose();
 	args[0] = CStringGetTextDatum(SlotName());
 	BeginStep("pg_elt: dropping the unused slot");
 	SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
@@ -163,50 +170,92 @@ EltDropSlotIfUnused(void)
 	SpinLockRelease(&elt_worker_shared->mutex);
 }
 
+/* Stages one chunk of output lines. */
+static void
+StageLines(Datum slot, Datum *lines, int n)
+{
+	Oid			argtypes[2] = {NAMEOID, TEXTARRAYOID};
+	Datum		args[2];
+
+	args[0] = slot;
+	args[1] = PointerGetDatum(construct_array(lines, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("SELECT elt._stage_lines($1, $2)", 2, argtypes, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not stage changes");
+}
+
 /*
  * EltStageChanges
- *		One step of reading the slot. Returns the number of changes read.
+ *		One step of reading the slot: decode what was flushed since the last
+ *		step (at most elt.stream_batch lines), stage it and move the progress
+ *		mark in one transaction, then confirm the slot. Returns the number of
+ *		changes read.
  */
 int64
 EltStageChanges(void)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, INT4OID};
-	Datum		args[3];
+	Oid			argtypes[2] = {INT4OID};
+	Datum		args[2];
+	Datum		slot_name_datum;
+	char	   *spec = NULL;
 	int64		read = 0;
-	XLogRecPtr	mark = InvalidXLogRecPtr;
+	XLogRecPtr	end = InvalidXLogRecPtr;
 	bool		isnull;
 
-	args[0] = CStringGetTextDatum(SlotName());
-	args[1] = Int32GetDatum(elt_stream_batch);
-	args[2] = Int32GetDatum(elt_stream_max_staged);
+	slot_name_datum = DirectFunctionCall1(namein, CStringGetDatum(SlotName()));
+	args[0] = Int32GetDatum(elt_stream_max_staged);
 
 	BeginStep("pg_elt: staging changes");
-	if (SPI_execute_with_args("SELECT read, mark FROM elt._stage_changes($1, $2, $3)",
-							  3, argtypes, args, NULL, false, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
+	if (SPI_execute_with_args("SELECT elt._stage_spec($1)", 1, argtypes, args, NULL, false, 1) ==
+		SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		read = isnull ? 0 : DatumGetInt64(d);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		mark = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+		if (!isnull)
+			spec = TextDatumGetCString(d);
+	}
+	if (spec != NULL)
+	{
+		TupleDesc	desc = CreateTemplateTupleDesc(1);
+		Tuplestorestate *store;
+		TupleTableSlot *slot;
+		Datum	   *chunk = palloc(sizeof(Datum) * 10000);
+		int			n = 0;
+
+		TupleDescInitEntry(desc, (AttrNumber) 1, "line", TEXTOID, -1, 0);
+		store = EltReaderRead(SlotName(), spec, elt_stream_batch, desc, &end);
+		slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+		while (tuplestore_gettupleslot(store, true, false, slot))
+		{
+			chunk[n++] = datumCopy(slot_getattr(slot, 1, &isnull), false, -1);
+			read++;
+			if (n == 10000)
+			{
+				StageLines(slot_name_datum, chunk, n);
+				n = 0;
+			}
+		}
+		if (n > 0)
+			StageLines(slot_name_datum, chunk, n);
+		ExecDropSingleTupleTableSlot(slot);
+		tuplestore_end(store);
+		if (!XLogRecPtrIsInvalid(end))
+		{
+			Oid			marktypes[2] = {NAMEOID, PG_LSNOID};
+			Datum		markargs[2] = {slot_name_datum, LSNGetDatum(end)};
+
+			SPI_execute_with_args("SELECT elt._stage_mark($1, $2)", 2, marktypes, markargs,
+								  NULL, false, 0);
+		}
 	}
 	EndStep();
 
-	/* the staged changes are committed: now the slot may move */
-	if (!XLogRecPtrIsInvalid(mark))
+	/* the staged changes are committed: now the slot may let go of the WAL */
+	if (!XLogRecPtrIsInvalid(end))
 	{
-		Oid			advtypes[2] = {TEXTOID, PG_LSNOID};
-		Datum		advargs[2];
-
-		advargs[0] = args[0];
-		advargs[1] = LSNGetDatum(mark);
-		BeginStep("pg_elt: advancing the slot");
-		SPI_execute_with_args("SELECT pg_catalog.pg_replication_slot_advance($1, $2)",
-							  2, advtypes, advargs, NULL, false, 0);
-		EndStep();
+		EltReaderConfirm(end);
 		SpinLockAcquire(&elt_worker_shared->mutex);
-		elt_worker_shared->staged_upto = mark;
+		elt_worker_shared->staged_upto = end;
 		elt_worker_shared->changes_staged += read;
 		SpinLockRelease(&elt_worker_shared->mutex);
 	}

@@ -131,41 +131,38 @@ AS $$
 	UPDATE elt.stream SET resync_needed = true, resync_reason = 'new replication slot' WHERE enabled;
 $$;
 
--- One staging step: reads at most batch changes from the slot (up to the
--- WAL flushed now), upserts them by (sync, key), moves the progress mark,
--- and returns how many it read and where the slot may now be advanced to
--- (NULL: do not move). Nothing is read while max_staged keys wait.
-CREATE FUNCTION elt._stage_changes(slot name, batch int, max_staged int,
-								   OUT read bigint, OUT mark pg_lsn)
+-- What the worker's slot reader should decode for: the relations option of
+-- the output plugin, or NULL when nothing streams or max_staged keys wait
+-- (backpressure: the slot then keeps the WAL until delivery catches up).
+CREATE FUNCTION elt._stage_spec(max_staged int) RETURNS text
+	LANGUAGE sql STABLE
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM elt.stream_change LIMIT max_staged) x) >= max_staged
+				THEN NULL
+				ELSE (SELECT string_agg(DISTINCT relid::oid || ':' || array_to_string(columns, ','), ';')
+					  FROM elt._stream_relations) END
+$$;
+
+-- Stages lines of the output plugin: upserts them by (sync, key), keeping
+-- the latest (commit end LSN, position); changes at or before the progress
+-- mark were staged before (a replay after a crash) and are skipped.
+CREATE FUNCTION elt._stage_lines(slot name, lines text[]) RETURNS bigint
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = elt, pg_catalog, pg_temp
 AS $$
 DECLARE
-	upto pg_lsn := pg_current_wal_flush_lsn();
-	spec text;
-	done pg_lsn;
-	last_end pg_lsn;
+	done pg_lsn := (SELECT staged_upto FROM elt.stream_state WHERE slot_name = slot);
+	n bigint;
 BEGIN
-	read := 0;
-	IF (SELECT count(*) FROM (SELECT 1 FROM elt.stream_change LIMIT max_staged) x) >= max_staged THEN
-		RETURN;		-- backpressure: the slot keeps the WAL until delivery catches up
-	END IF;
-	SELECT string_agg(DISTINCT relid::oid || ':' || array_to_string(columns, ','), ';')
-	INTO spec FROM elt._stream_relations;
-	IF spec IS NULL THEN
-		RETURN;
-	END IF;
-	SELECT staged_upto INTO done FROM elt.stream_state WHERE slot_name = slot;
-
 	CREATE TEMP TABLE IF NOT EXISTS pg_elt_changes (op "char", relid oid, position int,
 		end_lsn pg_lsn, key jsonb) ON COMMIT DELETE ROWS;
 	INSERT INTO pg_elt_changes
-	SELECT split_part(c.data, E'\t', 1)::"char", split_part(c.data, E'\t', 2)::oid,
-		   split_part(c.data, E'\t', 3)::int, split_part(c.data, E'\t', 4)::pg_lsn,
-		   split_part(c.data, E'\t', 5)::jsonb
-	FROM pg_logical_slot_peek_changes(slot, upto, batch, 'relations', spec) c;
-	GET DIAGNOSTICS read = ROW_COUNT;
-	SELECT max(end_lsn) INTO last_end FROM pg_elt_changes;
+	SELECT split_part(l, E'\t', 1)::"char", split_part(l, E'\t', 2)::oid,
+		   split_part(l, E'\t', 3)::int, split_part(l, E'\t', 4)::pg_lsn,
+		   split_part(l, E'\t', 5)::jsonb
+	FROM unnest(lines) l;
+	GET DIAGNOSTICS n = ROW_COUNT;
 
 	WITH mapped AS (
 		SELECT r.sync_id, c.op, c.end_lsn, c.position,
@@ -188,14 +185,18 @@ BEGIN
 	UPDATE elt.stream s SET resync_needed = true, resync_reason = 'source truncated'
 	FROM pg_elt_changes c JOIN elt._stream_relations r ON r.relid = c.relid
 	WHERE c.op = 'T' AND r.sync_id = s.sync_id AND (done IS NULL OR c.end_lsn > done);
+	TRUNCATE pg_elt_changes;
+	RETURN n;
+END
+$$;
 
-	-- a full batch stops at a transaction end: the last change's commit;
-	-- otherwise everything up to upto was decoded
-	mark := CASE WHEN read >= batch THEN last_end ELSE upto END;
+-- Moves the progress mark: everything committed before mark is staged.
+CREATE FUNCTION elt._stage_mark(slot name, mark pg_lsn) RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
 	UPDATE elt.stream_state SET staged_upto = greatest(staged_upto, mark), updated_at = now()
 	WHERE slot_name = slot;
-	TRUNCATE pg_elt_changes;
-END
 $$;
 
 CREATE FUNCTION elt.stream(sync text, enabled boolean DEFAULT true) RETURNS void

@@ -23,6 +23,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "decoding/reader.h"
 #include "pg_elt.h"
 #include "worker/worker.h"
 
@@ -131,6 +132,7 @@ elt_worker_main(Datum arg)
 			error = CopyErrorData();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
+			EltReaderClose();
 			ereport(LOG,
 					(errmsg("pg_elt streaming worker: %s", error->message),
 					 errhint("The worker retries; elt.worker_status shows the last error.")));
