@@ -67,6 +67,7 @@ t0=$(date +%s.%N)
 raw=$(sql -c "SELECT count(*) FROM pg_logical_slot_peek_changes('bench_raw', NULL, NULL)")
 t1=$(date +%s.%N)
 sql -c "SELECT pg_drop_replication_slot('bench_raw')" >/dev/null
+echo "  test_decoding returned $raw rows (BEGIN, changes, COMMIT)"
 raw_rate=$(echo "($raw - 2) / ($t1 - $t0)" | bc -l)
 mock_reset >/dev/null
 t0=$(date +%s.%N)
@@ -81,17 +82,17 @@ printf 'B8  worker %.0f rows/s   raw decoding %.0f changes/s   ratio %.1f %%  (t
 echo "B9: worker memory with a backlog of $B9_ROWS staged changes (destination down)"
 mock_faults '{"error_rate": 1.0, "status": 503}' >/dev/null
 pid=$(sql -c "SELECT worker_pid FROM elt.worker_status LIMIT 1")
-rss_before=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+rss_before=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
 sql -c "INSERT INTO public.ticks (created_at) SELECT clock_timestamp() FROM generate_series(1, $B9_ROWS)"
 peak=0
 deadline=$((SECONDS + 600))
 while [ $SECONDS -lt $deadline ]; do
-	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+	rss=$(awk '/RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
 	[ "$rss" -gt "$peak" ] && peak=$rss
 	staged=$(sql -c "SELECT count(*) FROM elt.stream_change")
 	[ "$staged" -ge "$B9_ROWS" ] && break
 	sleep 0.2
 done
-printf 'B9  staged %s changes; worker RSS %.1f MB before, peak %.1f MB (target <= 64 MB)\n' \
+printf 'B9  staged %s changes; worker private memory (RssAnon) %.1f MB before, peak %.1f MB (target <= 64 MB)\n' \
 	"$staged" "$(echo "$rss_before / 1024" | bc -l)" "$(echo "$peak / 1024" | bc -l)"
 mock_faults '{}' >/dev/null
