@@ -60,7 +60,8 @@ AS $$
 						   CASE i.kind WHEN 'model' THEN '")' ELSE '")]' END,
 						   E'\n' ORDER BY i.id)
 		 FROM ids i WHERE i.kind IN ('model', 'source')),
-		(SELECT string_agg('  ' || i.id || '>"' || replace(i.node, '"', '#quot;') || '"]',
+		(SELECT string_agg('  ' || i.id || '>"' || replace(i.node, '"', '#quot;')
+						   || coalesce('<br/><i>' || i.detail || '</i>', '') || '"]',
 						   E'\n' ORDER BY i.id)
 		 FROM ids i WHERE i.kind = 'sync'),
 		(SELECT string_agg('  ' || s.id || ' --> ' || t.id, E'\n' ORDER BY s.id, t.id)
@@ -70,7 +71,9 @@ AS $$
 		'  classDef model fill:#dbeafe,stroke:#1d4ed8',
 		'  classDef source fill:#e5e7eb,stroke:#374151',
 		(SELECT '  class ' || string_agg(i.id, ',' ORDER BY i.id) || ' model' FROM ids i WHERE i.kind = 'model'),
-		(SELECT '  class ' || string_agg(i.id, ',' ORDER BY i.id) || ' source' FROM ids i WHERE i.kind = 'source'))
+		(SELECT '  class ' || string_agg(i.id, ',' ORDER BY i.id) || ' source' FROM ids i WHERE i.kind = 'source'),
+		CASE WHEN EXISTS (SELECT 1 FROM ids i WHERE i.kind = 'sync') THEN '  classDef sync fill:#fde68a,stroke:#b45309' END,
+		(SELECT '  class ' || string_agg(i.id, ',' ORDER BY i.id) || ' sync' FROM ids i WHERE i.kind = 'sync'))
 $$;
 COMMENT ON FUNCTION elt.lineage_mermaid() IS
 	'The lineage graph as a Mermaid flowchart: sources as cylinders, models as rounded boxes.';

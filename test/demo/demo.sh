@@ -35,6 +35,47 @@ sql -c "INSERT INTO raw.orders SELECT g, 1 + g % 200, 'placed', now(), now() FRO
 echo "== SELECT * FROM elt.run('marts.order_totals+');  -- incremental: only what is new"
 sql -c "SELECT model, status, rows FROM elt.run('marts.order_totals+')"
 
+echo
+echo "== activation: marts.customer_ltv -> a local mock CRM (test/mock) on $(. test/mock/mock.sh; echo 127.0.0.1)"
+. test/mock/mock.sh
+mock_start >/dev/null
+trap 'mock_stop; cluster_stop' EXIT
+sql <<SQL >/dev/null
+ALTER SYSTEM SET elt.http_allowed_networks = '127.0.0.1/32';
+SELECT pg_reload_conf();
+SELECT elt.create_destination('demo_crm', '$MOCK_URL', batch_size => 50, concurrency => 4);
+SELECT elt.create_sync('crm_contacts', 'marts.customer_ltv', 'demo_crm', '{customer_id}',
+	payload => \$\$jsonb_build_object('email', r.email, 'name', r.name, 'country', r.country,
+		'lifetime_value', r.lifetime_value, 'customer_id', r.customer_id)\$\$,
+	validate => \$\$r.email LIKE '%@%.%'\$\$,
+	upsert_endpoint => 'POST /contacts/upsert?key=customer_id');
+SQL
+echo "== SELECT * FROM elt.preview('crm_contacts', 1);"
+sql -x -c "SELECT method, url, headers, left(body, 160) AS body FROM elt.preview('crm_contacts', 1)"
+echo "== SELECT * FROM elt.activate('crm_contacts');   -- first sync: everything (invalid emails rejected)"
+sql -c "SELECT inserted, updated, unchanged, rejected, failed, requests, duration FROM elt.activate('crm_contacts')"
+echo "== again, nothing changed: nothing is sent"
+sql -c "SELECT inserted, updated, unchanged, rejected, requests FROM elt.activate('crm_contacts')"
+echo "== new orders arrive; elt.run() then elt.activate(): only the changed customers are sent"
+sql -c "INSERT INTO raw.orders SELECT g, 1 + g % 7, 'placed', now(), now() FROM generate_series(1521, 1530) g" \
+	-c "INSERT INTO raw.payments SELECT 1820 + g, 1520 + g, 'card', 100 FROM generate_series(1, 10) g"
+sql -c "SELECT count(*) AS models_built FROM elt.run('marts.order_totals+')" 2>/dev/null
+sql -c "SELECT inserted, updated, unchanged, rejected, requests FROM elt.activate('crm_contacts')"
+echo "== the mock CRM now holds $(mock_state contacts | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["records"]))') contacts; sync status:"
+sql -x -c "SELECT sync, last_run, records_confirmed, records_rejected, dead_letters FROM elt.sync_status"
+
+echo "== real time: stream raw.customers to the mock; a new customer arrives within a fraction of a second"
+sql -c "SELECT elt.create_sync('crm_signups', 'raw.customers', 'demo_crm', '{id}', upsert_endpoint => 'POST /signups/upsert?key=id')" \
+	-c "SELECT elt.stream('crm_signups')" >/dev/null
+deadline=$((SECONDS + 30))
+until [ "$(sql -At -c "SELECT NOT resync_needed FROM elt.stream")" = t ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
+before=$(mock_count)
+sql -c "INSERT INTO raw.customers VALUES (201, 'Margaret', 'Hamilton', 'margaret@example.com', 'US', now())"
+start=$(date +%s%N)
+until [ "$(mock_count)" -gt "$before" ] || [ $(( ($(date +%s%N) - start) / 1000000 )) -gt 10000 ]; do sleep 0.01; done
+echo "   delivered to the mock $(( ($(date +%s%N) - start) / 1000000 )) ms after the commit"
+sql -c "SELECT worker_state, sync, staged_keys, destination_state, lag_bytes FROM elt.worker_status"
+
 echo "== lineage (Mermaid; paste into any Mermaid viewer)"
 sql -At -c "SELECT elt.lineage_mermaid()"
 echo
