@@ -86,7 +86,7 @@ typedef struct EltRun
 	int			lane;
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
-	struct HTAB *seen;			/* digest of every key seen in the source */
+	void	   *seen;			/* set of the digests of the keys seen (diff.c) */
 	struct _SPI_plan *lookup_plan;	/* bookkeeping by key, NULL: none yet */
 
 	/* records waiting to fill a batch, per operation (create, update) */
