@@ -534,4 +534,5 @@ EltRunSync(EltRun *run)
 
 	if (strcmp(run->sync->mode, "mirror") == 0 && !run->stop)
 		PlanDeletes(run);
+	EltDrain(run);
 }
