@@ -88,8 +88,10 @@ typedef struct EltRun
 	int			lane;
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
-	struct HTAB *seen;			/* digest of every key seen in the source */
+	void	   *seen;			/* set of the digests of the keys seen (diff.c) */
 	struct _SPI_plan *lookup_plan;	/* bookkeeping by key, NULL: none yet */
+	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
+	void	   *log_box;		/* elt.delivery rows waiting (deliver.c) */
 
 	/* records waiting to fill a batch, per operation (create, update) */
 	EltRow	  **pending[2];

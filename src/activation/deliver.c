@@ -11,9 +11,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "activation/activation.h"
@@ -29,6 +34,34 @@ typedef struct EltReq
 	char	   *idempotency_key;
 } EltReq;
 
+/*
+ * Rows for one table that wait to be written in a single statement: the
+ * per-record upserts of elt.sync_record and the attempts of elt.delivery
+ * are written ELT_OUTBOX_ROWS at a time, as arrays unnested by one saved
+ * plan, instead of one statement per row (which cost more than the HTTP
+ * requests). Same transaction, same order; flushed when full, by
+ * EltDrain() (before the batch's memory goes and before the next lookup of
+ * the bookkeeping) and before any other statement on the same records.
+ */
+#define ELT_OUTBOX_ROWS 1000
+#define ELT_OUTBOX_MAX_COLS 10
+
+typedef struct Outbox
+{
+	SPIPlanPtr	plan;
+	int			nfixed;			/* leading scalar parameters */
+	Datum		fixed[2];
+	int			ncols;			/* array parameters after them */
+	Oid			types[ELT_OUTBOX_MAX_COLS];
+	int16		typlen[ELT_OUTBOX_MAX_COLS];
+	bool		typbyval[ELT_OUTBOX_MAX_COLS];
+	char		typalign[ELT_OUTBOX_MAX_COLS];
+	int			n;				/* rows waiting */
+	Datum	   *values;			/* ELT_OUTBOX_ROWS x ncols, row-major */
+	bool	   *nulls;
+	MemoryContext cxt;			/* copies of the values; reset by a flush */
+} Outbox;
+
 /* Saved plans, prepared once per backend. */
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr forget_plan = NULL;
@@ -36,10 +69,17 @@ static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr undead_plan = NULL;
 static SPIPlanPtr log_plan = NULL;
 
+/*
+ * A key has at most one outcome per run (the diff sends each source key at
+ * most once, mirror deletes only keys absent from the source), so one
+ * statement never upserts the same key twice.
+ */
 static const char *record_sql =
 "INSERT INTO elt.sync_record AS r (sync_id, key, state, payload_hash, confirmed_hash,"
 "  destination_id, attempts, last_status, last_error, updated_at)"
-" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp())"
+" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+"  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+"  pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u"
 " ON CONFLICT (sync_id, key) DO UPDATE SET state = EXCLUDED.state,"
 "  payload_hash = EXCLUDED.payload_hash,"
 "  confirmed_hash = coalesce(EXCLUDED.confirmed_hash, r.confirmed_hash),"
@@ -85,6 +125,84 @@ TextOrNull(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
+/* An empty outbox for plan, whose array parameters have element types. */
+static Outbox *
+OutboxCreate(MemoryContext parent, SPIPlanPtr plan, int nfixed, const Datum *fixed,
+			 int ncols, const Oid *types)
+{
+	Outbox	   *box = MemoryContextAllocZero(parent, sizeof(Outbox));
+
+	Assert(ncols <= ELT_OUTBOX_MAX_COLS && nfixed <= 2);
+	box->plan = plan;
+	box->nfixed = nfixed;
+	memcpy(box->fixed, fixed, sizeof(Datum) * nfixed);
+	box->ncols = ncols;
+	for (int c = 0; c < ncols; c++)
+	{
+		box->types[c] = types[c];
+		get_typlenbyvalalign(types[c], &box->typlen[c], &box->typbyval[c], &box->typalign[c]);
+	}
+	box->values = MemoryContextAlloc(parent, sizeof(Datum) * ELT_OUTBOX_ROWS * ncols);
+	box->nulls = MemoryContextAlloc(parent, sizeof(bool) * ELT_OUTBOX_ROWS * ncols);
+	box->cxt = AllocSetContextCreate(parent, "elt outbox", ALLOCSET_DEFAULT_SIZES);
+	return box;
+}
+
+/* Writes the rows waiting in box with one execution of its plan. */
+static void
+OutboxFlush(Outbox *box)
+{
+	Datum		args[2 + ELT_OUTBOX_MAX_COLS];
+	MemoryContext cxt = CurrentMemoryContext;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (box == NULL || box->n == 0)
+		return;
+	MemoryContextSwitchTo(box->cxt);
+	dims[0] = box->n;
+	memcpy(args, box->fixed, sizeof(Datum) * box->nfixed);
+	for (int c = 0; c < box->ncols; c++)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * box->n);
+		bool	   *nulls = palloc(sizeof(bool) * box->n);
+
+		for (int i = 0; i < box->n; i++)
+		{
+			elems[i] = box->values[i * box->ncols + c];
+			nulls[i] = box->nulls[i * box->ncols + c];
+		}
+		args[box->nfixed + c] = PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+																   box->types[c], box->typlen[c],
+																   box->typbyval[c], box->typalign[c]));
+	}
+	if (SPI_execute_plan(box->plan, args, NULL, false, 0) < 0)
+		elog(ERROR, "bookkeeping statement failed");
+	MemoryContextSwitchTo(cxt);
+	MemoryContextReset(box->cxt);
+	box->n = 0;
+}
+
+/* Queues a row (ncols values, copied) and writes the outbox when full. */
+static void
+OutboxAdd(Outbox *box, const Datum *values, const bool *isnull)
+{
+	Datum	   *v = &box->values[box->n * box->ncols];
+	bool	   *n = &box->nulls[box->n * box->ncols];
+	MemoryContext old = MemoryContextSwitchTo(box->cxt);
+
+	for (int c = 0; c < box->ncols; c++)
+	{
+		n[c] = isnull[c];
+		v[c] = isnull[c] ? (Datum) 0 :
+			datumCopy(values[c], box->typbyval[c], box->typlen[c]);
+	}
+	MemoryContextSwitchTo(old);
+	box->n++;
+	if (box->n == ELT_OUTBOX_ROWS)
+		OutboxFlush(box);
+}
+
 /*
  * EltRecordOutcome
  *		Upserts the record of a key: its state, the hash of the version it
@@ -99,17 +217,17 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 	Datum		v[9];
 	bool		n[9] = {0};
 
-	v[0] = Int32GetDatum(run->sync->id);
-	v[1] = CStringGetTextDatum(row->key);
-	v[2] = CStringGetTextDatum(state);
-	v[3] = CStringGetTextDatum(row->hash);
-	v[4] = TextOrNull(confirmed_hash, &n[4]);
-	v[5] = TextOrNull(destination_id, &n[5]);
-	v[6] = Int32GetDatum(attempts);
-	v[7] = Int32GetDatum((int32) status);
-	n[7] = (status == 0);
-	v[8] = TextOrNull(error, &n[8]);
-	Exec(record_plan, v, n, 9);
+	v[0] = CStringGetTextDatum(row->key);
+	v[1] = CStringGetTextDatum(state);
+	v[2] = CStringGetTextDatum(row->hash);
+	v[3] = TextOrNull(confirmed_hash, &n[3]);
+	v[4] = TextOrNull(destination_id, &n[4]);
+	v[5] = Int32GetDatum(attempts);
+	v[6] = Int32GetDatum((int32) status);
+	n[6] = (status == 0);
+	v[7] = TextOrNull(error, &n[7]);
+	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
+	OutboxAdd((Outbox *) run->record_box, v, n);
 }
 
 /* Removes the record and any dead letter of a key. */
@@ -119,6 +237,7 @@ EltForgetRecord(EltRun *run, const char *key)
 	Datum		v[2];
 	bool		n[2] = {0};
 
+	OutboxFlush((Outbox *) run->record_box);
 	v[0] = Int32GetDatum(run->sync->id);
 	v[1] = CStringGetTextDatum(key);
 	Exec(forget_plan, v, n, 2);
@@ -158,38 +277,55 @@ AddDeadLetter(EltRun *run, const EltRow *row, int attempts, long status,
 
 /*
  * EltDeliveryStart
- *		Prepares the bookkeeping statements (once per backend).
+ *		Prepares the bookkeeping statements (once per backend) and the
+ *		run's outboxes.
  */
 void
 EltDeliveryStart(EltRun *run)
 {
-	Oid			rec_types[9] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, INT4OID, INT4OID, TEXTOID};
+	Oid			rec_types[10] = {INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Oid			rec_elems[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID};
 	Oid			key_types[2] = {INT4OID, TEXTOID};
 	Oid			dead_types[7] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
 	INT4OID, TEXTOID};
-	Oid			log_types[11] = {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID,
-	TEXTOID, INT4OID, INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
+	Oid			log_types[12] = {INT8OID, INT4OID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+	FLOAT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			log_elems[10] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, TEXTOID,
+	INT4OID, INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
+	Datum		fixed[2];
 
-	if (record_plan)
-		return;
-	record_plan = KeepPlan(record_sql, 9, rec_types);
-	forget_plan = KeepPlan("DELETE FROM elt.sync_record WHERE sync_id = $1 AND key = $2",
-						   2, key_types);
-	undead_plan = KeepPlan("DELETE FROM elt.dead_letter WHERE sync_id = $1 AND key = $2",
-						   2, key_types);
-	dead_plan = KeepPlan("INSERT INTO elt.dead_letter AS d (sync_id, key, payload,"
-						 " payload_hash, attempts, last_status, last_error)"
-						 " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)"
-						 " ON CONFLICT (sync_id, key) DO UPDATE SET payload = EXCLUDED.payload,"
-						 " payload_hash = EXCLUDED.payload_hash, attempts = EXCLUDED.attempts,"
-						 " last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error,"
-						 " at = clock_timestamp()",
-						 7, dead_types);
-	log_plan = KeepPlan("INSERT INTO elt.delivery (run_id, sync_id, method, url, records,"
-						" idempotency_key, attempt, status, latency_ms, error, response)"
-						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-						11, log_types);
+	if (record_plan == NULL)
+	{
+		record_plan = KeepPlan(record_sql, 10, rec_types);
+		forget_plan = KeepPlan("DELETE FROM elt.sync_record WHERE sync_id = $1 AND key = $2",
+							   2, key_types);
+		undead_plan = KeepPlan("DELETE FROM elt.dead_letter WHERE sync_id = $1 AND key = $2",
+							   2, key_types);
+		dead_plan = KeepPlan("INSERT INTO elt.dead_letter AS d (sync_id, key, payload,"
+							 " payload_hash, attempts, last_status, last_error)"
+							 " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)"
+							 " ON CONFLICT (sync_id, key) DO UPDATE SET payload = EXCLUDED.payload,"
+							 " payload_hash = EXCLUDED.payload_hash, attempts = EXCLUDED.attempts,"
+							 " last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error,"
+							 " at = clock_timestamp()",
+							 7, dead_types);
+		log_plan = KeepPlan("INSERT INTO elt.delivery (run_id, sync_id, at, method, url, records,"
+							" idempotency_key, attempt, status, latency_ms, error, response)"
+							" SELECT $1, $2, u.* FROM ROWS FROM (pg_catalog.unnest($3),"
+							" pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+							" pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
+							" pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12)) AS u",
+							12, log_types);
+	}
+	fixed[0] = Int32GetDatum(run->sync->id);
+	run->record_box = OutboxCreate(run->run_cxt, record_plan, 1, fixed, 9, rec_elems);
+	fixed[0] = Int64GetDatum(run->run_id);
+	fixed[1] = Int32GetDatum(run->sync->id);
+	run->log_box = OutboxCreate(run->run_cxt, log_plan, 2, fixed, 10, log_elems);
 }
 
 /* "HTTP 422: <start of the response>" or the transport error. */
@@ -209,25 +345,26 @@ OnAttempt(EltHttpRequest *http, void *arg)
 {
 	EltReq	   *req = (EltReq *) http;
 	EltRun	   *run = req->run;
-	Datum		v[11];
-	bool		n[11] = {0};
+	Datum		v[10];
+	bool		n[10] = {0};
 	bool		keep_response = http->status < 200 || http->status >= 300;
+	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
 
-	v[0] = Int64GetDatum(run->run_id);
-	v[1] = Int32GetDatum(run->sync->id);
-	v[2] = CStringGetTextDatum(http->method);
-	v[3] = CStringGetTextDatum(http->url);
-	v[4] = Int32GetDatum(req->nrows);
-	v[5] = CStringGetTextDatum(req->idempotency_key);
-	v[6] = Int32GetDatum(http->attempts);
-	v[7] = Int32GetDatum((int32) http->status);
-	n[7] = (http->status == 0);
-	v[8] = Float8GetDatum(http->latency_ms);
-	v[9] = TextOrNull(http->error, &n[9]);
-	v[10] = TextOrNull(keep_response && http->response ?
-					   pnstrdup(http->response, Min(strlen(http->response), 2000)) : NULL,
-					   &n[10]);
-	Exec(log_plan, v, n, 11);
+	v[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	v[1] = CStringGetTextDatum(http->method);
+	v[2] = CStringGetTextDatum(http->url);
+	v[3] = Int32GetDatum(req->nrows);
+	v[4] = CStringGetTextDatum(req->idempotency_key);
+	v[5] = Int32GetDatum(http->attempts);
+	v[6] = Int32GetDatum((int32) http->status);
+	n[6] = (http->status == 0);
+	v[7] = Float8GetDatum(http->latency_ms);
+	v[8] = TextOrNull(http->error, &n[8]);
+	v[9] = TextOrNull(keep_response && http->response ?
+					  pnstrdup(http->response, Min(strlen(http->response), 2000)) : NULL,
+					  &n[9]);
+	OutboxAdd((Outbox *) run->log_box, v, n);
+	MemoryContextSwitchTo(old);
 }
 
 static void Submit(EltRun *run, EltRow **rows, int nrows, EltOp op);
@@ -482,13 +619,19 @@ EltFlushPending(EltRun *run)
 	}
 }
 
-/* Sends what is pending and waits for every outcome. */
+/*
+ * EltDrain
+ *		Sends what is pending, waits for every outcome and writes the
+ *		bookkeeping that waits in the outboxes.
+ */
 void
 EltDrain(EltRun *run)
 {
 	EltFlushPending(run);
 	if (run->engine)
 		EltHttpRunUntilDone(run->engine);
+	OutboxFlush((Outbox *) run->log_box);
+	OutboxFlush((Outbox *) run->record_box);
 }
 
 /* Creates the engine of a run that sends (not dry run, not preview). */

@@ -15,17 +15,45 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "activation/activation.h"
 
+/* A 128-bit digest of a key text (see Digest()). */
+typedef struct KeyDigest
+{
+	uint64		h1;
+	uint64		h2;
+} KeyDigest;
+
+/* An entry of the set of keys seen in a run. */
+typedef struct SeenKey
+{
+	KeyDigest	digest;
+	char		status;			/* simplehash's slot status */
+} SeenKey;
+
+/*
+ * The set of keys seen in a run: an open-addressing table (simplehash), one
+ * probe per key instead of dynahash's chain of pointers; it holds every key
+ * of the source, so lookups miss the cache and that is what counts.
+ */
+#define SH_PREFIX		eltseen
+#define SH_ELEMENT_TYPE SeenKey
+#define SH_KEY_TYPE		KeyDigest
+#define SH_KEY			digest
+#define SH_HASH_KEY(tb, key) ((uint32) (key).h1)
+#define SH_EQUAL(tb, a, b) ((a).h1 == (b).h1 && (a).h2 == (b).h2)
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 /* What the bookkeeping says about a key. */
 typedef struct KnownKey
 {
-	uint8		digest[16];		/* Digest() of the key text: the hash key */
 	char	   *state;
 	char	   *payload_hash;
 	char	   *confirmed_hash;
@@ -33,7 +61,9 @@ typedef struct KnownKey
 } KnownKey;
 
 /*
- * The bookkeeping of a batch of keys: one index probe per key. The plan is
+ * The bookkeeping of a batch of keys: one index probe per key, each answer
+ * carrying the key's position in the batch (so no key is hashed or even
+ * read back). The plan is
  * generic (unnest() of a parameter counts as a few rows, so the planner
  * picks a nested loop over the primary key whatever the batch size), made
  * once per run, and only when the sync had records at the start of the run
@@ -43,8 +73,8 @@ typedef struct KnownKey
  * every batch instead.
  */
 static const char *lookup_sql =
-"SELECT r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
-" FROM pg_catalog.unnest($2::pg_catalog.text[]) AS k(key)"
+"SELECT k.i::pg_catalog.int4, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
+" FROM pg_catalog.unnest($2::pg_catalog.text[]) WITH ORDINALITY AS k(key, i)"
 " JOIN elt.sync_record r ON r.sync_id = $1 AND r.key = k.key";
 
 /* strcmp that treats NULL as different from everything. */
@@ -59,15 +89,42 @@ SameText(const char *a, const char *b)
  * with different seeds (much cheaper than md5, and collisions are not a
  * concern at 2^-64 per pair).
  */
-static void
-Digest(const char *s, uint8 *out)
+static KeyDigest
+Digest(const char *s)
 {
 	size_t		len = strlen(s);
-	uint64		h1 = hash_bytes_extended((const unsigned char *) s, len, 0x656c74);
-	uint64		h2 = hash_bytes_extended((const unsigned char *) s, len, 0x9e3779b97f4a7c15);
+	KeyDigest	d;
 
-	memcpy(out, &h1, 8);
-	memcpy(out + 8, &h2, 8);
+	d.h1 = hash_bytes_extended((const unsigned char *) s, len, 0x656c74);
+	d.h2 = hash_bytes_extended((const unsigned char *) s, len, 0x9e3779b97f4a7c15);
+	return d;
+}
+
+/* Adds a key to the run's set of seen keys; false if it was there already. */
+static bool
+SeeKey(EltRun *run, const char *key)
+{
+	bool		found;
+
+	eltseen_insert((eltseen_hash *) run->seen, Digest(key), &found);
+	return !found;
+}
+
+/* Was a key seen in the source during this run? */
+static bool
+SawKey(EltRun *run, const char *key)
+{
+	return eltseen_lookup((eltseen_hash *) run->seen, Digest(key)) != NULL;
+}
+
+/* A text column of a fetched row as a C string, or NULL. */
+static char *
+TextColumn(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(v);
 }
 
 /*
@@ -119,25 +176,22 @@ EltMaybeProgress(EltRun *run)
 
 /*
  * LookupKeys
- *		One indexed query for the bookkeeping of a batch of keys; returns a
- *		hash table (in CurrentMemoryContext) by key digest.
+ *		One indexed query for the bookkeeping of a batch of keys; returns an
+ *		array (in CurrentMemoryContext) parallel to keys, NULL where the
+ *		bookkeeping has nothing.
  */
-static HTAB *
+static KnownKey **
 LookupKeys(EltRun *run, char **keys, int nkeys)
 {
-	HASHCTL		ctl;
-	HTAB	   *known;
 	Datum		args[2];
-	Datum	   *elems = palloc(sizeof(Datum) * Max(nkeys, 1));
+	Datum	   *elems;
+	KnownKey  **known = palloc0(sizeof(KnownKey *) * Max(nkeys, 1));
+	KnownKey   *entries;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	ctl.keysize = 16;
-	ctl.entrysize = sizeof(KnownKey);
-	ctl.hcxt = CurrentMemoryContext;
-	known = hash_create("elt known keys", Max(nkeys, 16), &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	if (nkeys == 0 || run->lookup_plan == NULL)
 		return known;
+	elems = palloc(sizeof(Datum) * nkeys);
 	for (int i = 0; i < nkeys; i++)
 		elems[i] = CStringGetTextDatum(keys[i]);
 	args[0] = Int32GetDatum(run->sync->id);
@@ -145,19 +199,22 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 	if (SPI_execute_plan(run->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "bookkeeping lookup failed");
 	MemoryContextSwitchTo(cxt);
+	entries = palloc(sizeof(KnownKey) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		uint8		digest[16];
-		KnownKey   *k;
+		bool		isnull;
+		int32		pos = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		KnownKey   *k = &entries[i];
 
-		Digest(SPI_getvalue(tup, desc, 1), digest);
-		k = hash_search(known, digest, HASH_ENTER, NULL);
-		k->state = SPI_getvalue(tup, desc, 2);
-		k->payload_hash = SPI_getvalue(tup, desc, 3);
-		k->confirmed_hash = SPI_getvalue(tup, desc, 4);
-		k->destination_id = SPI_getvalue(tup, desc, 5);
+		if (isnull || pos < 1 || pos > nkeys)
+			elog(ERROR, "bookkeeping lookup returned position %d of %d", pos, nkeys);
+		k->state = TextColumn(tup, desc, 2);
+		k->payload_hash = TextColumn(tup, desc, 3);
+		k->confirmed_hash = TextColumn(tup, desc, 4);
+		k->destination_id = TextColumn(tup, desc, 5);
+		known[pos - 1] = k;
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return known;
@@ -166,9 +223,10 @@ LookupKeys(EltRun *run, char **keys, int nkeys)
 /*
  * ClassifyRow
  *		Decides what to do with one source row given its bookkeeping: count
- *		it as unchanged, skipped or rejected, or plan a create or update.
+ *		it as unchanged, skipped or rejected (false), or set row->op to a
+ *		create or update to be planned (true).
  */
-static void
+static bool
 ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 {
 	EltSync    *sync = run->sync;
@@ -183,18 +241,18 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 			!(k && SameText(k->state, "rejected") && SameText(k->payload_hash, row->hash)))
 			EltRecordOutcome(run, row, "rejected", NULL, NULL, 0, 0,
 							 psprintf("failed validate: %s", sync->validate));
-		return;
+		return false;
 	}
 	if (k && SameText(k->state, "confirmed") && SameText(k->confirmed_hash, row->hash))
 	{
 		run->unchanged++;
-		return;
+		return false;
 	}
 	if (k && !SameText(k->state, "confirmed") && SameText(k->payload_hash, row->hash))
 	{
 		/* rejected or dead-lettered: not again until the data changes */
 		run->unchanged++;
-		return;
+		return false;
 	}
 	row->destination_id = k ? k->destination_id : NULL;
 	row->had_dead_letter = k && SameText(k->state, "failed");
@@ -204,7 +262,7 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 		if (known)
 		{
 			run->skipped++;
-			return;
+			return false;
 		}
 		row->op = ELT_OP_CREATE;
 	}
@@ -213,7 +271,7 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 		if (strstr(sync->update_ep.path, "{id}") && row->destination_id == NULL)
 		{
 			run->skipped++;
-			return;
+			return false;
 		}
 		row->op = ELT_OP_UPDATE;
 	}
@@ -224,79 +282,81 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 			row->destination_id == NULL)
 			row->op = ELT_OP_CREATE;
 	}
-	EltPlanRow(run, row);
+	return true;
 }
 
 /*
  * ProcessBatch
  *		Diffs one batch of fetched source rows (SPI_tuptable) and plans the
  *		new and changed ones. NULL and duplicate keys are reported, not sent.
+ *		The payload is hashed where it lies in the fetched tuple; only rows
+ *		that will be sent get copies of their payload and key path.
  */
 static void
 ProcessBatch(EltRun *run, SPITupleTable *tuptable, uint64 n)
 {
-	EltRow	  **rows = palloc0(sizeof(EltRow *) * n);
+	EltRow	  **rows = palloc(sizeof(EltRow *) * n);
 	bool	   *valid = palloc(sizeof(bool) * n);
+	uint64	   *tupno = palloc(sizeof(uint64) * n);
 	char	  **keys = palloc(sizeof(char *) * n);
 	int			nkeys = 0;
-	HTAB	   *known;
+	KnownKey  **known;
 	TupleDesc	desc = tuptable->tupdesc;
 
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tup = tuptable->vals[i];
 		bool		isnull;
-		bool		found;
-		uint8		digest[16];
 		EltRow	   *row;
 		const char *errstr = NULL;
 		Datum		v;
+		text	   *body;
 
 		run->diffed++;
 		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
 		{
 			run->invalid_keys++;
-			EltAddIssue(run, SPI_getvalue(tup, desc, 1), "key is NULL");
+			EltAddIssue(run, TextColumn(tup, desc, 1), "key is NULL");
 			continue;
 		}
 		row = palloc0(sizeof(EltRow));
-		row->key = SPI_getvalue(tup, desc, 1);
-		Digest(row->key, digest);
-		hash_search(run->seen, digest, HASH_ENTER, &found);
-		if (found)
+		row->key = TextColumn(tup, desc, 1);
+		if (!SeeKey(run, row->key))
 		{
 			run->invalid_keys++;
 			EltAddIssue(run, row->key, "duplicate key (an earlier row has it)");
 			continue;
 		}
-		row->key_path = SPI_getvalue(tup, desc, 2);
-		row->body = SPI_getvalue(tup, desc, 4);
-		if (row->body == NULL)
+		v = SPI_getbinval(tup, desc, 4, &isnull);
+		if (isnull)
 		{
 			run->rejected++;
 			EltAddIssue(run, row->key, "payload is NULL");
 			continue;
 		}
-		if (!pg_md5_hash(row->body, strlen(row->body), row->hash, &errstr))
+		body = DatumGetTextPP(v);
+		if (!pg_md5_hash(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), row->hash, &errstr))
 			elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
 		v = SPI_getbinval(tup, desc, 5, &isnull);
-		valid[i] = !isnull && DatumGetBool(v);
-		rows[i] = row;
+		valid[nkeys] = !isnull && DatumGetBool(v);
+		rows[nkeys] = row;
+		tupno[nkeys] = i;
 		keys[nkeys++] = row->key;
 	}
-	SPI_freetuptable(tuptable);
 
 	known = LookupKeys(run, keys, nkeys);
-	for (uint64 i = 0; i < n && !run->stop; i++)
+	for (int i = 0; i < nkeys && !run->stop; i++)
 	{
-		uint8		digest[16];
+		EltRow	   *row = rows[i];
+		HeapTuple	tup = tuptable->vals[tupno[i]];
 
-		if (rows[i] == NULL)
+		if (!ClassifyRow(run, row, valid[i], known[i]))
 			continue;
-		Digest(rows[i]->key, digest);
-		ClassifyRow(run, rows[i], valid[i],
-					hash_search(known, digest, HASH_FIND, NULL));
+		row->key_path = TextColumn(tup, desc, 2);
+		row->body = TextColumn(tup, desc, 4);
+		EltPlanRow(run, row);
 	}
+	SPI_freetuptable(tuptable);
 }
 
 /* Fetches the next batch of the source cursor as the sync's owner. */
@@ -386,14 +446,12 @@ PlanDeletes(EltRun *run)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			uint8		digest[16];
 			EltRow	   *row;
 			char	   *confirmed;
 
 			row = palloc0(sizeof(EltRow));
 			row->key = SPI_getvalue(tup, desc, 1);
-			Digest(row->key, digest);
-			if (hash_search(run->seen, digest, HASH_FIND, NULL))
+			if (SawKey(run, row->key))
 				continue;
 			confirmed = SPI_getvalue(tup, desc, 2);
 			if (confirmed == NULL)
@@ -450,18 +508,13 @@ PrepareLookup(EltRun *run)
 void
 EltRunSync(EltRun *run)
 {
-	HASHCTL		ctl;
 	Portal		portal;
 	long		fetch;
 
 	EltDeliveryStart(run);
 	PrepareLookup(run);
 
-	ctl.keysize = 16;
-	ctl.entrysize = 16;
-	ctl.hcxt = run->run_cxt;
-	run->seen = hash_create("elt seen keys", 1024, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	run->seen = eltseen_create(run->run_cxt, 1024, NULL);
 	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
 										   ALLOCSET_DEFAULT_SIZES);
 	fetch = Min(Max(10000L, 4L * run->sync->batch_size * run->sync->lane.concurrency), 50000L);
@@ -485,4 +538,5 @@ EltRunSync(EltRun *run)
 
 	if (strcmp(run->sync->mode, "mirror") == 0 && !run->stop)
 		PlanDeletes(run);
+	EltDrain(run);
 }
