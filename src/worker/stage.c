@@ -221,22 +221,29 @@ EltStageChanges(void)
 		TupleTableSlot *slot;
 		Datum	   *chunk = palloc(sizeof(Datum) * 10000);
 		int			n = 0;
+		MemoryContext chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_elt staging chunk",
+														ALLOCSET_DEFAULT_SIZES);
+		MemoryContext outer = CurrentMemoryContext;
 
 		TupleDescInitEntry(desc, (AttrNumber) 1, "line", TEXTOID, -1, 0);
 		store = EltReaderRead(SlotName(), spec, elt_stream_batch, desc, &end);
 		slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 		while (tuplestore_gettupleslot(store, true, false, slot))
 		{
+			MemoryContextSwitchTo(chunk_cxt);
 			chunk[n++] = datumCopy(slot_getattr(slot, 1, &isnull), false, -1);
+			MemoryContextSwitchTo(outer);
 			read++;
 			if (n == 10000)
 			{
 				StageLines(slot_name_datum, chunk, n);
+				MemoryContextReset(chunk_cxt);
 				n = 0;
 			}
 		}
 		if (n > 0)
 			StageLines(slot_name_datum, chunk, n);
+		MemoryContextDelete(chunk_cxt);
 		ExecDropSingleTupleTableSlot(slot);
 		tuplestore_end(store);
 		if (!XLogRecPtrIsInvalid(end))
