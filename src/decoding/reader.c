@@ -48,6 +48,9 @@ DoWrite(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool las
 	bool		isnull = false;
 
 	tuplestore_putvalues(pending, (TupleDesc) ctx->output_writer_private, &value, &isnull);
+	/* the tuplestore keeps its own copy; this one would live as long as the
+	 * decoding transaction's context */
+	pfree(DatumGetPointer(value));
 	pending_count++;
 }
 
