@@ -146,6 +146,3 @@ REVOKE ALL ON FUNCTION elt.activate(text, boolean) FROM regress_elt_analyst;
 REVOKE USAGE ON SCHEMA elt FROM regress_elt_analyst;
 DROP ROLE regress_elt_analyst;
 
--- lineage: syncs are nodes fed by their source
-SELECT * FROM elt.lineage_nodes WHERE kind = 'sync' ORDER BY node;
-SELECT * FROM elt.lineage_edges WHERE target_kind = 'sync' ORDER BY target;

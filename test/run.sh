@@ -5,6 +5,7 @@
 #
 #   test/run.sh                    everything
 #   test/run.sh -k PATTERN         only tests whose name matches PATTERN
+#   ELT_REGRESS_ONLY=1 test/run.sh only the pg_regress suites
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -65,6 +66,7 @@ fi
 # --- process-level tests -----------------------------------------------------
 export ELT_ROOT=$ROOT
 for t in test/process/*.sh; do
+	[ "${ELT_REGRESS_ONLY:-0}" = 1 ] && break
 	[ -e "$t" ] || continue
 	name=$(basename "$t" .sh)
 	[ -z "$PATTERN" ] || [[ $name == *$PATTERN* ]] || continue

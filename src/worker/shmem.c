@@ -101,11 +101,13 @@ EltWorkerSetError(const char *message)
 static void
 DefineWorkerGucs(void)
 {
-	DefineCustomStringVariable("elt.database",
-							   "Database whose real-time syncs the streaming worker serves.",
-							   "Like cron.database_name: one worker, one database.",
-							   &elt_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* a server-start setting can only be defined while the server starts */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("elt.database",
+								   "Database whose real-time syncs the streaming worker serves.",
+								   "Like cron.database_name: one worker, one database.",
+								   &elt_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("elt.stream_enabled",
 							 "Whether the streaming worker reads changes and delivers them.",
 							 "Off pauses streaming; the slot keeps WAL until it is on again.",

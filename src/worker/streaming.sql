@@ -241,9 +241,9 @@ BEGIN
 				  DETAIL = format('output_plugin_libraries is "%s".', current_setting('output_plugin_libraries')),
 				  HINT = 'Add pg_elt to output_plugin_libraries and reload the configuration.';
 	END IF;
-	IF current_setting('elt.database') <> current_database() THEN
+	IF current_setting('elt.database', true) IS DISTINCT FROM current_database() THEN
 		RAISE EXCEPTION 'the pg_elt worker serves database "%", not "%"',
-			current_setting('elt.database'), current_database()
+			current_setting('elt.database', true), current_database()
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Set elt.database to this database and restart the server.';
 	END IF;

@@ -19,3 +19,14 @@ mart.n
 success 1
 42" ] || { echo "unexpected output without preload"; exit 1; }
 echo "no-preload OK"
+# what needs the preload says so
+err=$(psql -XAtq -c "CREATE TABLE public.t2 (id int PRIMARY KEY)" \
+	-c "SELECT elt.create_destination('d', 'http://127.0.0.1:9')" \
+	-c "SELECT elt.create_sync('s', 'public.t2', 'd', '{id}')" \
+	-c "SELECT elt.stream('s')" 2>&1 || true)
+grep -q 'streaming needs the pg_elt worker, which needs pg_elt to be preloaded' <<<"$err" &&
+	grep -q 'HINT:  Add pg_elt to shared_preload_libraries' <<<"$err" ||
+	{ echo "elt.stream without the preload: $err"; exit 1; }
+[ "$(psql -XAtc "SELECT worker_state FROM elt.worker_status")" = "not running: pg_elt is not in shared_preload_libraries" ] ||
+	{ echo "worker_status without the preload"; exit 1; }
+echo "ok - streaming says it needs the preload"

@@ -1,0 +1,41 @@
+-- Streaming: the SQL surface and its errors (the worker itself is tested by
+-- test/process/stream_*.sh on clusters of their own), and syncs in lineage.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE SCHEMA st;
+CREATE TABLE st.people (id int PRIMARY KEY, email text, team text);
+CREATE VIEW st.people_view AS SELECT * FROM st.people;
+SELECT elt.create_model('st.people_by_team', 'SELECT team, count(*) AS n FROM st.people GROUP BY team',
+	unique_key => '{team}');
+SELECT elt.create_destination('st_dest', 'http://127.0.0.1:9/hook');
+SELECT elt.create_sync('st_table', 'st.people', 'st_dest', '{id}');
+SELECT elt.create_sync('st_view', 'st.people_view', 'st_dest', '{id}');
+SELECT elt.create_sync('st_team', 'st.people', 'st_dest', '{team}');
+SELECT elt.create_sync('st_model', 'st.people_by_team', 'st_dest', '{team}');
+
+-- a view cannot stream; the hint says what to do instead
+SELECT elt.stream('st_view');
+-- the worker serves one database (elt.database), not this one
+SHOW elt.database;
+SELECT elt.stream('st_table');
+SELECT elt.stream('no_such_sync');
+-- turning off a sync that never streamed is harmless
+SELECT elt.stream('st_table', false);
+SELECT count(*) AS streams FROM elt.stream;
+-- settings of the worker
+SHOW elt.stream_enabled;
+SHOW elt.stream_batch;
+SET elt.stream_batch = 0;
+SELECT count(*) >= 1 AS worker_status_has_a_row FROM elt.worker_status;
+-- EXECUTE is the DBA's to grant
+SELECT has_function_privilege('public', 'elt.stream(text, boolean)', 'EXECUTE') AS public_may_stream;
+
+-- syncs in lineage: fed by a model or by a source table
+SELECT * FROM elt.lineage_nodes WHERE kind = 'sync' ORDER BY node;
+SELECT * FROM elt.lineage_edges WHERE target_kind = 'sync' ORDER BY target;
+SELECT elt.lineage_mermaid();
+
+SELECT elt.drop_sync(s) FROM unnest(ARRAY['st_table', 'st_view', 'st_team', 'st_model']) s;
+SELECT elt.drop_destination('st_dest');
+SELECT elt.drop_model('st.people_by_team');
+DROP SCHEMA st CASCADE;
