@@ -35,6 +35,14 @@ SELECT * FROM elt.lineage_nodes WHERE kind = 'sync' ORDER BY node;
 SELECT * FROM elt.lineage_edges WHERE target_kind = 'sync' ORDER BY target;
 SELECT elt.lineage_mermaid();
 
+-- retention covers activation's run history and request log too
+INSERT INTO elt.sync_run (sync_id, started_at)
+SELECT id, now() - interval '3 days' FROM elt.sync WHERE name = 'st_table';
+SET elt.history_retention = '2d';
+SELECT count(*) FROM elt.run('st.people_by_team');
+SELECT count(*) AS old_sync_runs FROM elt.sync_run WHERE started_at < now() - interval '2 days';
+RESET elt.history_retention;
+
 SELECT elt.drop_sync(s) FROM unnest(ARRAY['st_table', 'st_view', 'st_team', 'st_model']) s;
 SELECT elt.drop_destination('st_dest');
 SELECT elt.drop_model('st.people_by_team');

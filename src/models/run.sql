@@ -223,7 +223,8 @@ AS $$
 	FROM unnest(results) r
 $$;
 
--- Removes history older than elt.history_retention.
+-- Removes history older than elt.history_retention: runs, model runs and
+-- test results, and activation's runs with their request log.
 CREATE FUNCTION elt._prune_history() RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = elt, pg_catalog, pg_temp
@@ -237,6 +238,12 @@ BEGIN
 		DELETE FROM elt.runs r WHERE r.started_at < now() - make_interval(mins => keep_minutes);
 		DELETE FROM elt.test_results t
 		WHERE t.run_id IS NULL AND t.started_at < now() - make_interval(mins => keep_minutes);
+		-- activation's run history and request log (deliveries go with their run)
+		IF to_regclass('elt.sync_run') IS NOT NULL
+		   AND has_table_privilege('elt.sync_run', 'DELETE') THEN
+			EXECUTE 'DELETE FROM elt.sync_run r WHERE r.started_at < now() - make_interval(mins => $1)'
+				USING keep_minutes;
+		END IF;
 	END IF;
 END
 $$;

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -21,6 +22,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "decoding/reader.h"
@@ -57,6 +59,31 @@ SetStreaming(bool streaming)
 }
 
 /*
+ * Streaming writes a run and request log rows per pass: apply
+ * elt.history_retention once a minute so they do not grow without end.
+ */
+static void
+MaybePruneHistory(void)
+{
+	static TimestampTz last_prune = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (last_prune != 0 && !TimestampDifferenceExceeds(last_prune, now, 60 * 1000))
+		return;
+	last_prune = now;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pg_elt: pruning history");
+	SPI_execute("SELECT elt._prune_history()", false, 0);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * One pass: returns true when there is more to do right away (the slot had
  * a full batch, or staged keys remain).
  */
@@ -84,6 +111,7 @@ RunOnePass(void)
 	read = EltStageChanges();
 	EltWorkerSetState("delivering");
 	settled = EltDeliverStaged();
+	MaybePruneHistory();
 	EltWorkerSetState("streaming");
 	return read >= elt_stream_batch || settled > 0;
 }
