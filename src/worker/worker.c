@@ -95,6 +95,8 @@ RunOnePass(void)
 
 	if (!elt_stream_enabled)
 	{
+		/* paused: let go of the slot (it keeps the WAL) until resumed */
+		EltReaderClose();
 		EltWorkerSetState("disabled");
 		SetStreaming(false);
 		return false;
