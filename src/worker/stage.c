@@ -178,11 +178,16 @@ StageLines(Datum slot, Datum *lines, int n)
 	Oid			argtypes[2] = {NAMEOID, TEXTARRAYOID};
 	Datum		args[2];
 
+	ArrayType  *array = construct_array(lines, n, TEXTOID, -1, false, TYPALIGN_INT);
+
 	args[0] = slot;
-	args[1] = PointerGetDatum(construct_array(lines, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(array);
 	if (SPI_execute_with_args("SELECT elt._stage_lines($1, $2)", 2, argtypes, args, NULL,
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not stage changes");
+	/* a chunk's array is large: do not keep one per chunk for the whole step */
+	pfree(array);
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
