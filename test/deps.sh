@@ -9,7 +9,6 @@ PACKAGES=(
 	postgresql-15-cron           # scheduling (pg_cron)
 	libcurl4-openssl-dev         # HTTP delivery
 	libjansson-dev               # JSON
-	libipc-run-perl              # process-level tests (prove)
 	python3                      # the mock destination
 	curl                         # tests talk to the mock destination
 	make gcc
