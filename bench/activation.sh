@@ -17,7 +17,6 @@ B4B_ROWS=${B4B_ROWS:-1000000}
 db=bench_activation
 work=$(mktemp -d "/tmp/bench_$$_activation.XXXXXX")
 chmod 755 "$work"
-nginx_pid=
 
 sql() { psql -X -v ON_ERROR_STOP=1 -qAt -d $db "$@"; }
 now() { date +%s.%N; }
@@ -25,63 +24,21 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc -l; }
 calc() { echo "$1" | bc -l; }
 
-stop_nginx() {
-	local i
-	if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
-		kill -TERM "$nginx_pid"
-		for i in $(seq 1 50); do
-			kill -0 "$nginx_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-	fi
-	nginx_pid=
-}
 cleanup() {
-	stop_nginx
+	nginx_sink_stop
 	rm -rf "$work"
 }
 # bench/run.sh's own EXIT trap stops the cluster; this script runs in its own bash
+. bench/nginx_sink.sh
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------- the sink ----
 bash bench/build.sh >/dev/null
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	keepalive_timeout 60s;
-	keepalive_requests 10000000;
-	client_body_buffer_size 1m;
-	client_max_body_size 16m;
-	client_body_temp_path $work/body;
-	proxy_temp_path $work/proxy;
-	fastcgi_temp_path $work/fastcgi;
-	uwsgi_temp_path $work/uwsgi;
-	scgi_temp_path $work/scgi;
-	server {
-		listen 127.0.0.1:$port;
-		default_type application/json;
-		location / { return 200 '{"ok":true}'; }
-	}
-}
-CONF
-nginx -e "$work/error.log" -p "$work" -c "$work/nginx.conf" &
-nginx_pid=$!
-url=http://127.0.0.1:$port/sink
-for i in $(seq 1 50); do
-	curl -sf -o /dev/null "$url" 2>/dev/null && break
-	kill -0 "$nginx_pid" 2>/dev/null || { cat "$work/error.log"; exit 1; }
-	sleep 0.1
-done
-# the sink must take a POST with a body and answer 200 with its JSON
-reply=$(curl -sf -X POST -H 'Content-Type: application/json' --data '[{"id": 1}, {"id": 2}]' "$url")
-[ "$reply" = '{"ok":true}' ] || { echo "sink: unexpected answer to POST: $reply"; exit 1; }
+nginx_sink_start "$work" || exit 1
+url=$NGINX_URL
+port=${url#http://127.0.0.1:}
+port=${port%/sink}
 cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"id": 1, "name": "row 1"}'
@@ -209,6 +166,6 @@ a=$(printf '%s\n' "${act_t[@]}" | median); s=$(printf '%s\n' "${sel_t[@]}" | med
 printf 'B5  activate() unchanged %.3f s   plain SELECT payload+md5 %.3f s   ratio %.2f  (target <= 2)\n' \
 	"$a" "$s" "$(calc "$a / $s")"
 
-stop_nginx
+nginx_sink_stop
 psql -Xq -c "ALTER SYSTEM RESET elt.http_allowed_networks" -c "SELECT pg_reload_conf()" >/dev/null
 psql -Xq -c "DROP DATABASE $db"

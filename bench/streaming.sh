@@ -1,6 +1,6 @@
 # B7-B9: streaming. Runs inside bench/run.sh (a throwaway cluster is up:
 # PGHOST, PGPORT, CLUSTER_DIR, PGBIN). The sink is the mock destination
-# (test/mock), which records when each request arrived.
+# (test/mock), which records when each request arrived; B8 uses nginx.
 set -euo pipefail
 . "$ELT_ROOT/test/mock/mock.sh"
 DURATION=${DURATION:-60}
@@ -57,8 +57,14 @@ PY
 done
 
 # ---------------------------------------------------------------- B8 ----
-echo "B8: rows/s through the worker at batch 100 vs raw decoding (test_decoding) of the same WAL"
-sql -c "SELECT elt.alter_destination('bench_sink', batch_size => 100)" >/dev/null
+echo "B8: rows/s through the worker at batch 100 to nginx vs raw decoding (test_decoding) of the same WAL"
+# the Python mock would be the slowest part at batch 100: use nginx here
+. bench/nginx_sink.sh
+nginx_work=$(mktemp -d "/tmp/bench_$$_streaming.XXXXXX")
+chmod 755 "$nginx_work"
+trap 'nginx_sink_stop; rm -rf "$nginx_work"; mock_stop' EXIT
+nginx_sink_start "$nginx_work"
+sql -c "SELECT elt.alter_destination('bench_sink', url => '$NGINX_URL', batch_size => 100)" >/dev/null
 sql -c "ALTER SYSTEM SET elt.stream_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 sql -c "SELECT 1 FROM pg_create_logical_replication_slot('bench_raw', 'test_decoding')" >/dev/null
@@ -80,6 +86,7 @@ printf 'B8  worker %.0f rows/s   raw decoding %.0f changes/s   ratio %.1f %%  (t
 
 # ---------------------------------------------------------------- B9 ----
 echo "B9: worker memory with a backlog of $B9_ROWS staged changes (destination down)"
+sql -c "SELECT elt.alter_destination('bench_sink', url => '$MOCK_URL')" >/dev/null
 mock_faults '{"error_rate": 1.0, "status": 503}' >/dev/null
 pid=$(sql -c "SELECT worker_pid FROM elt.worker_status LIMIT 1")
 rss_before=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
