@@ -60,8 +60,12 @@ COMMENT ON TABLE elt.sync IS
 -- What the destination holds, per sync and key. state is one of confirmed
 -- (payload_hash accepted), rejected (refused for good until the data
 -- changes), failed (attempts exhausted; a dead letter exists).
+-- The tables written per record or per request (sync_record, delivery,
+-- dead_letter) have no foreign keys: a foreign key check per written row cost
+-- more than the row itself. The triggers at the end of this file delete
+-- them with their sync or run instead.
 CREATE TABLE elt.sync_record (
-	sync_id		int NOT NULL REFERENCES elt.sync ON DELETE CASCADE,
+	sync_id		int NOT NULL,
 	key			text NOT NULL,
 	state		text NOT NULL CHECK (state IN ('confirmed', 'rejected', 'failed')),
 	payload_hash text,
@@ -98,8 +102,8 @@ COMMENT ON TABLE elt.sync_run IS 'One row per elt.activate() call.';
 
 CREATE TABLE elt.delivery (
 	id			bigserial PRIMARY KEY,
-	run_id		bigint NOT NULL REFERENCES elt.sync_run ON DELETE CASCADE,
-	sync_id		int NOT NULL REFERENCES elt.sync ON DELETE CASCADE,
+	run_id		bigint NOT NULL,
+	sync_id		int NOT NULL,
 	at			timestamptz NOT NULL DEFAULT clock_timestamp(),
 	method		text NOT NULL,
 	url			text NOT NULL,
@@ -115,7 +119,7 @@ CREATE INDEX ON elt.delivery (sync_id, id);
 COMMENT ON TABLE elt.delivery IS 'Request log: one row per HTTP attempt.';
 
 CREATE TABLE elt.dead_letter (
-	sync_id		int NOT NULL REFERENCES elt.sync ON DELETE CASCADE,
+	sync_id		int NOT NULL,
 	key			text NOT NULL,
 	payload		jsonb,
 	payload_hash text NOT NULL,
@@ -127,6 +131,37 @@ CREATE TABLE elt.dead_letter (
 );
 COMMENT ON TABLE elt.dead_letter IS
 	'Rows that still failed after max_attempts; see elt.retry_dead_letters().';
+
+-- What foreign keys with ON DELETE CASCADE would do, a statement at a time.
+CREATE FUNCTION elt._sync_deleted() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM elt.sync_record r USING gone g WHERE r.sync_id = g.id;
+	DELETE FROM elt.dead_letter x USING gone g WHERE x.sync_id = g.id;
+	DELETE FROM elt.delivery l USING gone g WHERE l.sync_id = g.id;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER sync_deleted AFTER DELETE ON elt.sync
+	REFERENCING OLD TABLE AS gone
+	FOR EACH STATEMENT EXECUTE FUNCTION elt._sync_deleted();
+
+CREATE FUNCTION elt._sync_run_deleted() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM elt.delivery l USING gone g WHERE l.run_id = g.id;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER sync_run_deleted AFTER DELETE ON elt.sync_run
+	REFERENCING OLD TABLE AS gone
+	FOR EACH STATEMENT EXECUTE FUNCTION elt._sync_run_deleted();
+REVOKE ALL ON FUNCTION elt._sync_deleted() FROM PUBLIC;
+REVOKE ALL ON FUNCTION elt._sync_run_deleted() FROM PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('elt.destination', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.destination_id_seq', '');

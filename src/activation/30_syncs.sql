@@ -318,6 +318,8 @@ AS $$
 DECLARE
 	s elt.sync := elt._sync_for_owner(name);
 BEGIN
+	-- a run in progress writes records of the sync: wait for it to commit
+	PERFORM pg_advisory_xact_lock(1701606401, s.id);	-- 0x656c7401, activate.c
 	DELETE FROM elt.sync x WHERE x.id = s.id;
 END
 $$;

@@ -65,3 +65,16 @@ COMMENT ON VIEW elt.dead_letters IS
 
 GRANT SELECT ON elt.destinations, elt.sync_status, elt.sync_records,
 	elt.deliveries, elt.dead_letters TO PUBLIC;
+
+-- What elt.activate() joins the source with. The run reads its source as the
+-- sync's owner (so that the owner's grants and row-level security apply),
+-- and that role may not read elt.sync_record: this security-barrier view
+-- gives it the records of its own syncs, and nothing else.
+CREATE VIEW elt._bookkeeping WITH (security_barrier) AS
+SELECT r.sync_id, r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id
+FROM elt.sync_record r
+JOIN elt.sync s ON s.id = r.sync_id
+WHERE pg_has_role(current_user, s.owner, 'USAGE');
+COMMENT ON VIEW elt._bookkeeping IS
+	'Internal: the bookkeeping of the syncs of roles the current role is a member of.';
+GRANT SELECT ON elt._bookkeeping TO PUBLIC;

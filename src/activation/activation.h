@@ -88,8 +88,8 @@ typedef struct EltRun
 	int			lane;
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
-	void	   *seen;			/* set of the digests of the keys seen (diff.c) */
-	struct _SPI_plan *lookup_plan;	/* bookkeeping by key, NULL: none yet */
+	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
+								 * when a unique index makes keys unique */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
 	void	   *log_box;		/* elt.delivery rows waiting (deliver.c) */
 
@@ -141,12 +141,14 @@ extern char *EltWebhookSignature(const char *secret, const char *msg_id,
 
 /* sync_load.c */
 extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
-extern char *EltSourceQuery(const EltSync *sync, const char *key_condition);
+extern char *EltDiffQuery(const EltSync *sync, const char *key_condition,
+						  const char *record_condition);
+extern bool EltSourceKeyIsUnique(const EltSync *sync);
 extern char *EltQualifiedRelation(Oid relid);
 
 /* keyed.c: restricting a run to given keys (the streaming worker's) */
 extern char *EltKeyCondition(const EltSync *sync, const char *keys_json);
-extern char *EltKeyRecordsQuery(const EltSync *sync, const char *keys_json);
+extern char *EltKeyRecordsCondition(const EltSync *sync, const char *keys_json);
 
 /* request.c */
 extern char *EltRequestUrl(const EltSync *sync, const EltEndpoint *ep,

@@ -1,10 +1,11 @@
 /*
  * diff.c
- *		The diff of a sync: streams the source through a cursor (read with
- *		the sync owner's privileges, so that grants and row-level security
- *		apply), hashes each row's payload, compares it with what the
- *		destination last confirmed for that key, and plans only new and
- *		changed rows; in mirror mode, then plans deletes for vanished keys.
+ *		The diff of a sync: streams the source, full-joined by key with the
+ *		bookkeeping (EltDiffQuery), through a cursor read with the sync
+ *		owner's privileges (so that grants and row-level security apply).
+ *		A receiver sees each joined row where the executor made it, hashes
+ *		the payload, and keeps only new, changed and (mirror) vanished rows:
+ *		an unchanged row is counted and never copied.
  */
 #include "postgres.h"
 
@@ -12,7 +13,10 @@
 #include "common/hashfn.h"
 #include "common/md5.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "tcop/dest.h"
+#include "tcop/pquery.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -60,22 +64,45 @@ typedef struct KnownKey
 	char	   *destination_id;
 } KnownKey;
 
+/* Columns of the diff query (EltDiffQuery). */
+enum
+{
+	COL_PRESENT,				/* true: a source row; NULL: bookkeeping only */
+	COL_KEY,
+	COL_KEY_NULL,
+	COL_BODY,
+	COL_VALID,
+	COL_KEY_PATH,
+	COL_RECORD_KEY,				/* NULL: no bookkeeping for the key */
+	COL_STATE,
+	COL_PAYLOAD_HASH,
+	COL_CONFIRMED_HASH,
+	COL_DESTINATION_ID,
+	DIFF_NCOLS
+};
+
+/* A joined row the receiver kept: one to plan, or a vanished key. */
+typedef struct DiffItem
+{
+	EltRow	   *row;
+	bool		valid;
+	bool		vanished;		/* in the bookkeeping, gone from the source */
+	KnownKey   *known;			/* NULL: the bookkeeping has nothing */
+} DiffItem;
+
 /*
- * The bookkeeping of a batch of keys: one index probe per key, each answer
- * carrying the key's position in the batch (so no key is hashed or even
- * read back). The plan is
- * generic (unnest() of a parameter counts as a few rows, so the planner
- * picks a nested loop over the primary key whatever the batch size), made
- * once per run, and only when the sync had records at the start of the run
- * (a first run has nothing to look up; skipping it also keeps the plan from
- * being made while the table is nearly empty). A plan that sees the keys,
- * or one kept from an earlier run, may scan all of the sync's records for
- * every batch instead.
+ * The receiver of the diff query's rows for one fetch: what it keeps goes
+ * to the run's batch context.
  */
-static const char *lookup_sql =
-"SELECT k.i::pg_catalog.int4, r.state, r.payload_hash, r.confirmed_hash, r.destination_id"
-" FROM pg_catalog.unnest($2::pg_catalog.text[]) WITH ORDINALITY AS k(key, i)"
-" JOIN elt.sync_record r ON r.sync_id = $1 AND r.key = k.key";
+typedef struct DiffReceiver
+{
+	DestReceiver pub;
+	EltRun	   *run;
+	bool		mirror;
+	DiffItem   *items;
+	int			nitems;
+	int			maxitems;
+} DiffReceiver;
 
 /* strcmp that treats NULL as different from everything. */
 static bool
@@ -90,9 +117,8 @@ SameText(const char *a, const char *b)
  * concern at 2^-64 per pair).
  */
 static KeyDigest
-Digest(const char *s)
+Digest(const char *s, size_t len)
 {
-	size_t		len = strlen(s);
 	KeyDigest	d;
 
 	d.h1 = hash_bytes_extended((const unsigned char *) s, len, 0x656c74);
@@ -102,29 +128,33 @@ Digest(const char *s)
 
 /* Adds a key to the run's set of seen keys; false if it was there already. */
 static bool
-SeeKey(EltRun *run, const char *key)
+SeeKey(EltRun *run, text *key)
 {
 	bool		found;
 
-	eltseen_insert((eltseen_hash *) run->seen, Digest(key), &found);
+	eltseen_insert((eltseen_hash *) run->seen,
+				   Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), &found);
 	return !found;
 }
 
-/* Was a key seen in the source during this run? */
-static bool
-SawKey(EltRun *run, const char *key)
+/* A text datum of a slot as a C string (in CurrentMemoryContext), or NULL. */
+static char *
+SlotText(TupleTableSlot *slot, int col)
 {
-	return eltseen_lookup((eltseen_hash *) run->seen, Digest(key)) != NULL;
+	return slot->tts_isnull[col] ? NULL : TextDatumGetCString(slot->tts_values[col]);
 }
 
-/* A text column of a fetched row as a C string, or NULL. */
-static char *
-TextColumn(HeapTuple tup, TupleDesc desc, int col)
+/* Does a text datum of a slot equal a C string? NULL equals nothing. */
+static bool
+SlotTextIs(TupleTableSlot *slot, int col, const char *s)
 {
-	bool		isnull;
-	Datum		v = SPI_getbinval(tup, desc, col, &isnull);
+	text	   *t;
+	size_t		len = strlen(s);
 
-	return isnull ? NULL : TextDatumGetCString(v);
+	if (slot->tts_isnull[col])
+		return false;
+	t = DatumGetTextPP(slot->tts_values[col]);
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
 }
 
 /*
@@ -172,52 +202,6 @@ EltMaybeProgress(EltRun *run)
 					run->sync->name, run->diffed, run->sent,
 					run->inserted + run->updated + run->deleted, run->rejected,
 					run->failed)));
-}
-
-/*
- * LookupKeys
- *		One indexed query for the bookkeeping of a batch of keys; returns an
- *		array (in CurrentMemoryContext) parallel to keys, NULL where the
- *		bookkeeping has nothing.
- */
-static KnownKey **
-LookupKeys(EltRun *run, char **keys, int nkeys)
-{
-	Datum		args[2];
-	Datum	   *elems;
-	KnownKey  **known = palloc0(sizeof(KnownKey *) * Max(nkeys, 1));
-	KnownKey   *entries;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	if (nkeys == 0 || run->lookup_plan == NULL)
-		return known;
-	elems = palloc(sizeof(Datum) * nkeys);
-	for (int i = 0; i < nkeys; i++)
-		elems[i] = CStringGetTextDatum(keys[i]);
-	args[0] = Int32GetDatum(run->sync->id);
-	args[1] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_plan(run->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "bookkeeping lookup failed");
-	MemoryContextSwitchTo(cxt);
-	entries = palloc(sizeof(KnownKey) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int32		pos = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		KnownKey   *k = &entries[i];
-
-		if (isnull || pos < 1 || pos > nkeys)
-			elog(ERROR, "bookkeeping lookup returned position %d of %d", pos, nkeys);
-		k->state = TextColumn(tup, desc, 2);
-		k->payload_hash = TextColumn(tup, desc, 3);
-		k->confirmed_hash = TextColumn(tup, desc, 4);
-		k->destination_id = TextColumn(tup, desc, 5);
-		known[pos - 1] = k;
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return known;
 }
 
 /*
@@ -286,82 +270,164 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 }
 
 /*
- * ProcessBatch
- *		Diffs one batch of fetched source rows (SPI_tuptable) and plans the
- *		new and changed ones. NULL and duplicate keys are reported, not sent.
- *		The payload is hashed where it lies in the fetched tuple; only rows
- *		that will be sent get copies of their payload and key path.
+ * DiffReceive
+ *		Receives one joined row. Counts it and lets it go if nothing is to be
+ *		done (unchanged, NULL or duplicate key, NULL payload, or a vanished
+ *		key outside mirror mode); else keeps a copy for ProcessItems.
  */
-static void
-ProcessBatch(EltRun *run, SPITupleTable *tuptable, uint64 n)
+static bool
+DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 {
-	EltRow	  **rows = palloc(sizeof(EltRow *) * n);
-	bool	   *valid = palloc(sizeof(bool) * n);
-	uint64	   *tupno = palloc(sizeof(uint64) * n);
-	char	  **keys = palloc(sizeof(char *) * n);
-	int			nkeys = 0;
-	KnownKey  **known;
-	TupleDesc	desc = tuptable->tupdesc;
+	DiffReceiver *recv = (DiffReceiver *) self;
+	EltRun	   *run = recv->run;
+	MemoryContext old;
+	EltRow	   *row;
+	DiffItem   *item;
+	char		hash[33];
+	bool		known;
+	bool		valid;
+	const char *errstr = NULL;
 
-	for (uint64 i = 0; i < n; i++)
+	slot_getallattrs(slot);
+	known = !slot->tts_isnull[COL_RECORD_KEY];
+	if (slot->tts_isnull[COL_PRESENT] && !recv->mirror)
+		return true;
+	old = MemoryContextSwitchTo(run->batch_cxt);
+	if (!slot->tts_isnull[COL_PRESENT])
 	{
-		HeapTuple	tup = tuptable->vals[i];
-		bool		isnull;
-		EltRow	   *row;
-		const char *errstr = NULL;
-		Datum		v;
 		text	   *body;
 
 		run->diffed++;
-		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+		if (DatumGetBool(slot->tts_values[COL_KEY_NULL]))
 		{
 			run->invalid_keys++;
-			EltAddIssue(run, TextColumn(tup, desc, 1), "key is NULL");
-			continue;
+			EltAddIssue(run, SlotText(slot, COL_KEY), "key is NULL");
+			MemoryContextSwitchTo(old);
+			return true;
 		}
-		row = palloc0(sizeof(EltRow));
-		row->key = TextColumn(tup, desc, 1);
-		if (!SeeKey(run, row->key))
+		if (run->seen && !SeeKey(run, DatumGetTextPP(slot->tts_values[COL_KEY])))
 		{
 			run->invalid_keys++;
-			EltAddIssue(run, row->key, "duplicate key (an earlier row has it)");
-			continue;
+			EltAddIssue(run, SlotText(slot, COL_KEY), "duplicate key (an earlier row has it)");
+			MemoryContextSwitchTo(old);
+			return true;
 		}
-		v = SPI_getbinval(tup, desc, 4, &isnull);
-		if (isnull)
+		if (slot->tts_isnull[COL_BODY])
 		{
 			run->rejected++;
-			EltAddIssue(run, row->key, "payload is NULL");
-			continue;
+			EltAddIssue(run, SlotText(slot, COL_KEY), "payload is NULL");
+			MemoryContextSwitchTo(old);
+			return true;
 		}
-		body = DatumGetTextPP(v);
-		if (!pg_md5_hash(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), row->hash, &errstr))
+		body = DatumGetTextPP(slot->tts_values[COL_BODY]);
+		if (!pg_md5_hash(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), hash, &errstr))
 			elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
-		v = SPI_getbinval(tup, desc, 5, &isnull);
-		valid[nkeys] = !isnull && DatumGetBool(v);
-		rows[nkeys] = row;
-		tupno[nkeys] = i;
-		keys[nkeys++] = row->key;
+		valid = !slot->tts_isnull[COL_VALID] && DatumGetBool(slot->tts_values[COL_VALID]);
+		/* the common case, answered without a copy */
+		if (valid && known &&
+			(SlotTextIs(slot, COL_STATE, "confirmed") ?
+			 SlotTextIs(slot, COL_CONFIRMED_HASH, hash) :
+			 SlotTextIs(slot, COL_PAYLOAD_HASH, hash)))
+		{
+			run->unchanged++;
+			MemoryContextSwitchTo(old);
+			return true;
+		}
 	}
+	else
+		valid = true;
 
-	known = LookupKeys(run, keys, nkeys);
-	for (int i = 0; i < nkeys && !run->stop; i++)
+	if (recv->nitems == recv->maxitems)
 	{
-		EltRow	   *row = rows[i];
-		HeapTuple	tup = tuptable->vals[tupno[i]];
-
-		if (!ClassifyRow(run, row, valid[i], known[i]))
-			continue;
-		row->key_path = TextColumn(tup, desc, 2);
-		row->body = TextColumn(tup, desc, 4);
-		EltPlanRow(run, row);
+		recv->maxitems *= 2;
+		recv->items = repalloc(recv->items, sizeof(DiffItem) * recv->maxitems);
 	}
-	SPI_freetuptable(tuptable);
+	item = &recv->items[recv->nitems++];
+	row = palloc0(sizeof(EltRow));
+	item->row = row;
+	item->valid = valid;
+	item->vanished = slot->tts_isnull[COL_PRESENT];
+	item->known = NULL;
+	if (item->vanished)
+		row->key = SlotText(slot, COL_RECORD_KEY);
+	else
+	{
+		row->key = SlotText(slot, COL_KEY);
+		row->body = SlotText(slot, COL_BODY);
+		row->key_path = SlotText(slot, COL_KEY_PATH);
+		memcpy(row->hash, hash, sizeof(row->hash));
+	}
+	if (known)
+	{
+		item->known = palloc(sizeof(KnownKey));
+		item->known->state = SlotText(slot, COL_STATE);
+		item->known->payload_hash = SlotText(slot, COL_PAYLOAD_HASH);
+		item->known->confirmed_hash = SlotText(slot, COL_CONFIRMED_HASH);
+		item->known->destination_id = SlotText(slot, COL_DESTINATION_ID);
+	}
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+static void
+DiffStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	if (typeinfo->natts != DIFF_NCOLS)
+		elog(ERROR, "diff query returned %d columns, expected %d",
+			 typeinfo->natts, DIFF_NCOLS);
+}
+
+static void
+DiffShutdown(DestReceiver *self)
+{
+}
+
+static void
+DiffDestroy(DestReceiver *self)
+{
+}
+
+/*
+ * PlanVanished
+ *		Mirror mode, a key the destination holds that the source no longer
+ *		has: a delete; a record the destination never confirmed is forgotten.
+ */
+static void
+PlanVanished(EltRun *run, DiffItem *item)
+{
+	EltRow	   *row = item->row;
+
+	if (item->known->confirmed_hash == NULL)
+	{
+		if (!run->dry_run && !run->preview)
+			EltForgetRecord(run, row->key);
+		return;
+	}
+	strlcpy(row->hash, item->known->confirmed_hash, sizeof(row->hash));
+	row->destination_id = item->known->destination_id;
+	row->key_path = EltKeyPath(row->key);
+	row->op = ELT_OP_DELETE;
+	EltPlanRow(run, row);
+}
+
+/* Plans what the receiver kept from one fetch. */
+static void
+ProcessItems(EltRun *run, DiffReceiver *recv)
+{
+	for (int i = 0; i < recv->nitems && !run->stop; i++)
+	{
+		DiffItem   *item = &recv->items[i];
+
+		if (item->vanished)
+			PlanVanished(run, item);
+		else if (ClassifyRow(run, item->row, item->valid, item->known))
+			EltPlanRow(run, item->row);
+	}
 }
 
 /* Fetches the next batch of the source cursor as the sync's owner. */
-static uint64
-FetchAsOwner(EltRun *run, Portal portal, long count)
+static void
+FetchAsOwner(EltRun *run, Portal portal, long count, DiffReceiver *recv)
 {
 	Oid			saved_user;
 	int			saved_sec;
@@ -372,7 +438,7 @@ FetchAsOwner(EltRun *run, Portal portal, long count)
 						   SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		SPI_cursor_fetch(portal, true, count);
+		PortalRunFetch(portal, FETCH_FORWARD, count, &recv->pub);
 	}
 	PG_FINALLY();
 	{
@@ -380,7 +446,6 @@ FetchAsOwner(EltRun *run, Portal portal, long count)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
-	return SPI_processed;
 }
 
 /* Opens the source cursor as the sync's owner. */
@@ -396,8 +461,10 @@ OpenSourceAsOwner(EltRun *run)
 						   SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		SPIPlanPtr	plan = SPI_prepare(EltSourceQuery(run->sync,
-													  run->keys_json ? EltKeyCondition(run->sync, run->keys_json) : NULL),
+		const char *keys = run->keys_json;
+		SPIPlanPtr	plan = SPI_prepare(EltDiffQuery(run->sync,
+													keys ? EltKeyCondition(run->sync, keys) : NULL,
+													keys ? EltKeyRecordsCondition(run->sync, keys) : NULL),
 									   0, NULL);
 
 		if (plan == NULL)
@@ -414,129 +481,53 @@ OpenSourceAsOwner(EltRun *run)
 }
 
 /*
- * PlanDeletes
- *		Mirror mode: every key the destination holds that the source no
- *		longer has is deleted; records of vanished keys the destination never
- *		confirmed are forgotten.
- */
-static void
-PlanDeletes(EltRun *run)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1];
-	SPIPlanPtr	plan;
-	Portal		portal;
-
-	args[0] = Int32GetDatum(run->sync->id);
-	/* a keyed run (streaming) looks only at its own keys */
-	plan = SPI_prepare(run->keys_json ? EltKeyRecordsQuery(run->sync, run->keys_json) :
-					   "SELECT key, confirmed_hash, destination_id FROM elt.sync_record"
-					   " WHERE sync_id = $1", 1, argtypes);
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	while (!run->stop)
-	{
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		n = SPI_processed;
-		if (n == 0)
-			break;
-		MemoryContextSwitchTo(run->batch_cxt);
-		for (uint64 i = 0; i < n && !run->stop; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			EltRow	   *row;
-			char	   *confirmed;
-
-			row = palloc0(sizeof(EltRow));
-			row->key = SPI_getvalue(tup, desc, 1);
-			if (SawKey(run, row->key))
-				continue;
-			confirmed = SPI_getvalue(tup, desc, 2);
-			if (confirmed == NULL)
-			{
-				if (!run->dry_run && !run->preview)
-					EltForgetRecord(run, row->key);
-				continue;
-			}
-			strlcpy(row->hash, confirmed, sizeof(row->hash));
-			row->destination_id = SPI_getvalue(tup, desc, 3);
-			row->key_path = EltKeyPath(row->key);
-			row->op = ELT_OP_DELETE;
-			EltPlanRow(run, row);
-		}
-		EltDrain(run);
-		MemoryContextSwitchTo(run->run_cxt);
-		MemoryContextReset(run->batch_cxt);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-}
-
-/*
- * PrepareLookup
- *		Prepares the generic lookup plan of the run if the sync has records.
- */
-static void
-PrepareLookup(EltRun *run)
-{
-	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
-	Datum		args[1];
-	MemoryContext cxt = CurrentMemoryContext;
-
-	args[0] = Int32GetDatum(run->sync->id);
-	if (SPI_execute_with_args("SELECT FROM elt.sync_record WHERE sync_id = $1 LIMIT 1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "bookkeeping lookup failed");
-	if (SPI_processed > 0)
-	{
-		run->lookup_plan = SPI_prepare_cursor(lookup_sql, 2, argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
-		if (run->lookup_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	}
-	MemoryContextSwitchTo(cxt);
-}
-
-/*
  * EltRunSync
- *		Streams the source in batches, diffing and planning each batch in
- *		its own short-lived memory context, and waits for every request
- *		before the batch's memory goes.
+ *		Streams the joined source and bookkeeping in fetches, keeping and
+ *		planning what is to be sent in a short-lived memory context per
+ *		fetch, and waits for every request before that memory goes.
  */
 void
 EltRunSync(EltRun *run)
 {
 	Portal		portal;
 	long		fetch;
+	DiffReceiver recv = {0};
 
 	EltDeliveryStart(run);
-	PrepareLookup(run);
-
-	run->seen = eltseen_create(run->run_cxt, 1024, NULL);
+	/* a unique index already rules out duplicates: no need to remember keys */
+	if (!EltSourceKeyIsUnique(run->sync))
+		run->seen = eltseen_create(run->run_cxt, 1024, NULL);
 	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
 										   ALLOCSET_DEFAULT_SIZES);
 	fetch = Min(Max(10000L, 4L * run->sync->batch_size * run->sync->lane.concurrency), 50000L);
+	if (run->preview)
+		fetch = Max(run->preview_max, 100);
+
+	recv.pub.receiveSlot = DiffReceive;
+	recv.pub.rStartup = DiffStartup;
+	recv.pub.rShutdown = DiffShutdown;
+	recv.pub.rDestroy = DiffDestroy;
+	recv.pub.mydest = DestNone;
+	recv.run = run;
+	recv.mirror = strcmp(run->sync->mode, "mirror") == 0;
 
 	portal = OpenSourceAsOwner(run);
 	while (!run->stop)
 	{
-		uint64		n = FetchAsOwner(run, portal, fetch);
-
-		if (n == 0)
-			break;
 		MemoryContextSwitchTo(run->batch_cxt);
-		ProcessBatch(run, SPI_tuptable, n);
+		recv.maxitems = 1024;
+		recv.items = palloc(sizeof(DiffItem) * recv.maxitems);
+		recv.nitems = 0;
+		FetchAsOwner(run, portal, fetch, &recv);
+		ProcessItems(run, &recv);
 		EltDrain(run);
 		MemoryContextSwitchTo(run->run_cxt);
 		MemoryContextReset(run->batch_cxt);
 		EltMaybeProgress(run);
 		CHECK_FOR_INTERRUPTS();
+		if (portal->atEnd)
+			break;
 	}
 	SPI_cursor_close(portal);
-
-	if (strcmp(run->sync->mode, "mirror") == 0 && !run->stop)
-		PlanDeletes(run);
 	EltDrain(run);
 }

@@ -80,14 +80,13 @@ EltKeyCondition(const EltSync *sync, const char *keys_json)
 }
 
 /*
- * EltKeyRecordsQuery
- *		The bookkeeping of the given keys ($1 = sync id), for mirror deletes
- *		of keys that are gone from the source.
+ * EltKeyRecordsCondition
+ *		A condition over the bookkeeping's key that holds for the given keys
+ *		only; an array (computed once) so that it is an index condition.
  */
 char *
-EltKeyRecordsQuery(const EltSync *sync, const char *keys_json)
+EltKeyRecordsCondition(const EltSync *sync, const char *keys_json)
 {
-	return psprintf("SELECT key, confirmed_hash, destination_id FROM elt.sync_record"
-					" WHERE sync_id = $1 AND key IN (SELECT pg_catalog.jsonb_build_array(%s)::pg_catalog.text"
-					" FROM %s)", KeyCasts(sync), KeyElements(keys_json));
+	return psprintf("key = ANY (ARRAY(SELECT pg_catalog.jsonb_build_array(%s)::pg_catalog.text"
+					" FROM %s))", KeyCasts(sync), KeyElements(keys_json));
 }

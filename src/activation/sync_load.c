@@ -187,17 +187,32 @@ EltLoadSync(const char *name, bool resolve_secrets)
 	return s;
 }
 
+/* Does an endpoint of the sync name the record by {key}? */
+static bool
+UsesKeyPath(const EltSync *sync)
+{
+	return strstr(sync->create_ep.path, "{key}") != NULL ||
+		strstr(sync->update_ep.path, "{key}") != NULL;
+}
+
 /*
- * EltSourceQuery
- *		The query streaming the source: per row the key as a JSON array, the
- *		key values joined by ',' (for {key}), whether a key column is NULL,
- *		the payload as JSON text and the validate result. User expressions
- *		are on their own lines so that a trailing -- comment cannot swallow
- *		what follows. key_condition, when given, restricts the rows further
- *		(see keyed.c).
+ * EltDiffQuery
+ *		The query of a run: the source, per row the key as a JSON array,
+ *		whether a key column is NULL, the payload as JSON text, the validate
+ *		result and (only if an endpoint uses {key}) the key values joined by
+ *		',', full-joined by key with the sync's bookkeeping. PostgreSQL does
+ *		the matching (a hash join, never a probe per row), so an unchanged
+ *		row costs its scan, its payload and a hash lookup; the full join also
+ *		yields the keys that vanished from the source, for mirror mode.
+ *		User expressions are on their own lines so that a trailing -- comment
+ *		cannot swallow what follows. key_condition and record_condition,
+ *		when given, restrict the source rows and the bookkeeping to a set of
+ *		keys (see keyed.c). The bookkeeping is read through the
+ *		security-barrier view elt._bookkeeping because the query runs as the
+ *		sync's owner.
  */
 char *
-EltSourceQuery(const EltSync *sync, const char *key_condition)
+EltDiffQuery(const EltSync *sync, const char *key_condition, const char *record_condition)
 {
 	StringInfoData q;
 	StringInfoData cols;
@@ -215,16 +230,28 @@ EltSourceQuery(const EltSync *sync, const char *key_condition)
 	}
 	initStringInfo(&q);
 	appendStringInfo(&q,
-					 "SELECT pg_catalog.jsonb_build_array(%s)::pg_catalog.text,\n"
-					 " pg_catalog.concat_ws(',', %s),\n (%s),\n (\n%s\n)::pg_catalog.jsonb::pg_catalog.text,\n"
-					 " (\n%s\n)::pg_catalog.bool\nFROM %s AS r",
-					 cols.data, cols.data, nulls.data,
+					 "SELECT s.present, s.key, s.key_null, s.body, s.valid, s.key_path,\n"
+					 " b.key, b.state, b.payload_hash, b.confirmed_hash, b.destination_id\n"
+					 "FROM (SELECT true AS present,\n"
+					 " pg_catalog.jsonb_build_array(%s)::pg_catalog.text AS key,\n"
+					 " (%s) AS key_null,\n"
+					 " (\n%s\n)::pg_catalog.jsonb::pg_catalog.text AS body,\n"
+					 " (\n%s\n)::pg_catalog.bool AS valid,\n"
+					 " %s AS key_path\nFROM %s AS r",
+					 cols.data, nulls.data,
 					 sync->payload ? sync->payload : "pg_catalog.to_jsonb(r)",
 					 sync->validate ? sync->validate : "true",
+					 UsesKeyPath(sync) ? psprintf("pg_catalog.concat_ws(',', %s)", cols.data) :
+					 "NULL::pg_catalog.text",
 					 sync->source);
 	if (sync->filter)
 		appendStringInfo(&q, "\nWHERE (\n%s\n)", sync->filter);
 	if (key_condition)
 		appendStringInfo(&q, "\n%s %s", sync->filter ? "AND" : "WHERE", key_condition);
+	appendStringInfo(&q,
+					 ") AS s\nFULL JOIN (SELECT key, state, payload_hash, confirmed_hash, destination_id"
+					 " FROM elt._bookkeeping WHERE sync_id = %d%s%s) AS b ON b.key = s.key",
+					 sync->id, record_condition ? " AND " : "",
+					 record_condition ? record_condition : "");
 	return q.data;
 }
