@@ -8,6 +8,7 @@
 
 #include "postgres.h"
 
+#include "access/attnum.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
@@ -67,6 +68,7 @@ typedef struct EltRow
 	char		hash[33];		/* md5 of body (or of the deleted version) */
 	char	   *destination_id; /* known id at the destination, or NULL */
 	bool		had_dead_letter;
+	bool		known;			/* the bookkeeping had the key when diffed */
 	EltOp		op;
 } EltRow;
 
@@ -91,6 +93,7 @@ typedef struct EltRun
 	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
 								 * when a unique index makes keys unique */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
+	void	   *new_record_box; /* sync_record inserts (new keys) waiting */
 	void	   *log_box;		/* elt.delivery rows waiting (deliver.c) */
 
 	/* records waiting to fill a batch, per operation (create, update) */
@@ -141,10 +144,26 @@ extern char *EltWebhookSignature(const char *secret, const char *msg_id,
 
 /* sync_load.c */
 extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
-extern char *EltDiffQuery(const EltSync *sync, const char *key_condition,
-						  const char *record_condition);
+extern char *EltDiffQuery(const EltSync *sync, const char *key_condition);
+extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
+							  const char *record_condition);
 extern bool EltSourceKeyIsUnique(const EltSync *sync);
 extern char *EltQualifiedRelation(Oid relid);
+
+/* record_probe.c: the bookkeeping of one key, by index */
+typedef struct EltRecordProbe EltRecordProbe;
+typedef enum EltRecordColumn
+{
+	ELT_RECORD_STATE,
+	ELT_RECORD_PAYLOAD_HASH,
+	ELT_RECORD_CONFIRMED_HASH,
+	ELT_RECORD_DESTINATION_ID,
+	ELT_RECORD_NCOLS
+} EltRecordColumn;
+extern EltRecordProbe *EltRecordProbeBegin(int sync_id, bool has_records);
+extern struct TupleTableSlot *EltRecordProbeFind(EltRecordProbe *p, struct varlena *key);
+extern AttrNumber EltRecordProbeAttnum(EltRecordProbe *p, EltRecordColumn col);
+extern void EltRecordProbeEnd(EltRecordProbe *p);
 
 /* keyed.c: restricting a run to given keys (the streaming worker's) */
 extern char *EltKeyCondition(const EltSync *sync, const char *keys_json);

@@ -1,11 +1,12 @@
 /*
  * diff.c
- *		The diff of a sync: streams the source, full-joined by key with the
- *		bookkeeping (EltDiffQuery), through a cursor read with the sync
- *		owner's privileges (so that grants and row-level security apply).
- *		A receiver sees each joined row where the executor made it, hashes
- *		the payload, and keeps only new, changed and (mirror) vanished rows:
- *		an unchanged row is counted and never copied.
+ *		The diff of a sync: streams the source through a cursor read with
+ *		the sync owner's privileges (so that grants and row-level security
+ *		apply). A receiver sees each row where the executor made it, hashes
+ *		its payload, probes the bookkeeping of its key (record_probe.c) and
+ *		keeps only new and changed rows: an unchanged row is counted and
+ *		never copied. In mirror mode, an anti-join then finds the vanished
+ *		keys.
  */
 #include "postgres.h"
 
@@ -67,21 +68,24 @@ typedef struct KnownKey
 /* Columns of the diff query (EltDiffQuery). */
 enum
 {
-	COL_PRESENT,				/* true: a source row; NULL: bookkeeping only */
 	COL_KEY,
 	COL_KEY_NULL,
 	COL_BODY,
 	COL_VALID,
 	COL_KEY_PATH,
-	COL_RECORD_KEY,				/* NULL: no bookkeeping for the key */
-	COL_STATE,
-	COL_PAYLOAD_HASH,
-	COL_CONFIRMED_HASH,
-	COL_DESTINATION_ID,
 	DIFF_NCOLS
 };
 
-/* A joined row the receiver kept: one to plan, or a vanished key. */
+/* Columns of the vanished keys' query (EltVanishedQuery). */
+enum
+{
+	VANISHED_KEY,
+	VANISHED_CONFIRMED_HASH,
+	VANISHED_DESTINATION_ID,
+	VANISHED_NCOLS
+};
+
+/* A row the receiver kept: one to plan, or a vanished key. */
 typedef struct DiffItem
 {
 	EltRow	   *row;
@@ -91,14 +95,15 @@ typedef struct DiffItem
 } DiffItem;
 
 /*
- * The receiver of the diff query's rows for one fetch: what it keeps goes
- * to the run's batch context.
+ * The receiver of the rows of one fetch: what it keeps goes to the run's
+ * batch context.
  */
 typedef struct DiffReceiver
 {
 	DestReceiver pub;
 	EltRun	   *run;
-	bool		mirror;
+	EltRecordProbe *probe;
+	int			ncols;			/* the query's, checked at startup */
 	DiffItem   *items;
 	int			nitems;
 	int			maxitems;
@@ -155,6 +160,53 @@ SlotTextIs(TupleTableSlot *slot, int col, const char *s)
 		return false;
 	t = DatumGetTextPP(slot->tts_values[col]);
 	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/* Column col of the bookkeeping in a probe's slot (0-based index). */
+static inline int
+RecordCol(DiffReceiver *recv, EltRecordColumn col)
+{
+	return EltRecordProbeAttnum(recv->probe, col) - 1;
+}
+
+/* Is the row's version what the bookkeeping says was settled for its key? */
+static bool
+Unchanged(DiffReceiver *recv, TupleTableSlot *record, const char *hash)
+{
+	if (SlotTextIs(record, RecordCol(recv, ELT_RECORD_STATE), "confirmed"))
+		return SlotTextIs(record, RecordCol(recv, ELT_RECORD_CONFIRMED_HASH), hash);
+	/* rejected or dead-lettered: not again until the data changes */
+	return SlotTextIs(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH), hash);
+}
+
+/* A copy of the bookkeeping in a probe's slot. */
+static KnownKey *
+CopyKnown(DiffReceiver *recv, TupleTableSlot *record)
+{
+	KnownKey   *k = palloc(sizeof(KnownKey));
+
+	k->state = SlotText(record, RecordCol(recv, ELT_RECORD_STATE));
+	k->payload_hash = SlotText(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH));
+	k->confirmed_hash = SlotText(record, RecordCol(recv, ELT_RECORD_CONFIRMED_HASH));
+	k->destination_id = SlotText(record, RecordCol(recv, ELT_RECORD_DESTINATION_ID));
+	return k;
+}
+
+/* Room for one more kept row. */
+static DiffItem *
+NewItem(DiffReceiver *recv)
+{
+	DiffItem   *item;
+
+	if (recv->nitems == recv->maxitems)
+	{
+		recv->maxitems *= 2;
+		recv->items = repalloc(recv->items, sizeof(DiffItem) * recv->maxitems);
+	}
+	item = &recv->items[recv->nitems++];
+	memset(item, 0, sizeof(DiffItem));
+	item->row = palloc0(sizeof(EltRow));
+	return item;
 }
 
 /*
@@ -271,100 +323,89 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 
 /*
  * DiffReceive
- *		Receives one joined row. Counts it and lets it go if nothing is to be
- *		done (unchanged, NULL or duplicate key, NULL payload, or a vanished
- *		key outside mirror mode); else keeps a copy for ProcessItems.
+ *		Receives one source row. Counts it and lets it go if nothing is to be
+ *		done (unchanged, NULL or duplicate key, NULL payload); else keeps a
+ *		copy for ProcessItems.
  */
 static bool
 DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 {
 	DiffReceiver *recv = (DiffReceiver *) self;
 	EltRun	   *run = recv->run;
-	MemoryContext old;
-	EltRow	   *row;
+	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+	text	   *key;
+	text	   *body;
+	TupleTableSlot *record;
 	DiffItem   *item;
 	char		hash[33];
-	bool		known;
 	bool		valid;
 	const char *errstr = NULL;
 
 	slot_getallattrs(slot);
-	known = !slot->tts_isnull[COL_RECORD_KEY];
-	if (slot->tts_isnull[COL_PRESENT] && !recv->mirror)
+	run->diffed++;
+	if (slot->tts_isnull[COL_KEY] || DatumGetBool(slot->tts_values[COL_KEY_NULL]))
+	{
+		run->invalid_keys++;
+		EltAddIssue(run, SlotText(slot, COL_KEY), "key is NULL");
+		MemoryContextSwitchTo(old);
 		return true;
-	old = MemoryContextSwitchTo(run->batch_cxt);
-	if (!slot->tts_isnull[COL_PRESENT])
-	{
-		text	   *body;
-
-		run->diffed++;
-		if (DatumGetBool(slot->tts_values[COL_KEY_NULL]))
-		{
-			run->invalid_keys++;
-			EltAddIssue(run, SlotText(slot, COL_KEY), "key is NULL");
-			MemoryContextSwitchTo(old);
-			return true;
-		}
-		if (run->seen && !SeeKey(run, DatumGetTextPP(slot->tts_values[COL_KEY])))
-		{
-			run->invalid_keys++;
-			EltAddIssue(run, SlotText(slot, COL_KEY), "duplicate key (an earlier row has it)");
-			MemoryContextSwitchTo(old);
-			return true;
-		}
-		if (slot->tts_isnull[COL_BODY])
-		{
-			run->rejected++;
-			EltAddIssue(run, SlotText(slot, COL_KEY), "payload is NULL");
-			MemoryContextSwitchTo(old);
-			return true;
-		}
-		body = DatumGetTextPP(slot->tts_values[COL_BODY]);
-		if (!pg_md5_hash(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), hash, &errstr))
-			elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
-		valid = !slot->tts_isnull[COL_VALID] && DatumGetBool(slot->tts_values[COL_VALID]);
-		/* the common case, answered without a copy */
-		if (valid && known &&
-			(SlotTextIs(slot, COL_STATE, "confirmed") ?
-			 SlotTextIs(slot, COL_CONFIRMED_HASH, hash) :
-			 SlotTextIs(slot, COL_PAYLOAD_HASH, hash)))
-		{
-			run->unchanged++;
-			MemoryContextSwitchTo(old);
-			return true;
-		}
 	}
-	else
-		valid = true;
-
-	if (recv->nitems == recv->maxitems)
+	key = DatumGetTextPP(slot->tts_values[COL_KEY]);
+	if (run->seen && !SeeKey(run, key))
 	{
-		recv->maxitems *= 2;
-		recv->items = repalloc(recv->items, sizeof(DiffItem) * recv->maxitems);
+		run->invalid_keys++;
+		EltAddIssue(run, SlotText(slot, COL_KEY), "duplicate key (an earlier row has it)");
+		MemoryContextSwitchTo(old);
+		return true;
 	}
-	item = &recv->items[recv->nitems++];
-	row = palloc0(sizeof(EltRow));
-	item->row = row;
+	if (slot->tts_isnull[COL_BODY])
+	{
+		run->rejected++;
+		EltAddIssue(run, SlotText(slot, COL_KEY), "payload is NULL");
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	body = DatumGetTextPP(slot->tts_values[COL_BODY]);
+	if (!pg_md5_hash(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), hash, &errstr))
+		elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
+	valid = !slot->tts_isnull[COL_VALID] && DatumGetBool(slot->tts_values[COL_VALID]);
+	record = EltRecordProbeFind(recv->probe, key);
+	/* the common case, answered without a copy */
+	if (valid && record && Unchanged(recv, record, hash))
+	{
+		run->unchanged++;
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+
+	item = NewItem(recv);
 	item->valid = valid;
-	item->vanished = slot->tts_isnull[COL_PRESENT];
-	item->known = NULL;
-	if (item->vanished)
-		row->key = SlotText(slot, COL_RECORD_KEY);
-	else
-	{
-		row->key = SlotText(slot, COL_KEY);
-		row->body = SlotText(slot, COL_BODY);
-		row->key_path = SlotText(slot, COL_KEY_PATH);
-		memcpy(row->hash, hash, sizeof(row->hash));
-	}
-	if (known)
-	{
-		item->known = palloc(sizeof(KnownKey));
-		item->known->state = SlotText(slot, COL_STATE);
-		item->known->payload_hash = SlotText(slot, COL_PAYLOAD_HASH);
-		item->known->confirmed_hash = SlotText(slot, COL_CONFIRMED_HASH);
-		item->known->destination_id = SlotText(slot, COL_DESTINATION_ID);
-	}
+	item->row->key = SlotText(slot, COL_KEY);
+	item->row->body = SlotText(slot, COL_BODY);
+	item->row->key_path = SlotText(slot, COL_KEY_PATH);
+	memcpy(item->row->hash, hash, sizeof(item->row->hash));
+	if (record)
+		item->known = CopyKnown(recv, record);
+	item->row->known = record != NULL;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* Receives one vanished key (mirror mode) and keeps it. */
+static bool
+VanishedReceive(TupleTableSlot *slot, DestReceiver *self)
+{
+	DiffReceiver *recv = (DiffReceiver *) self;
+	MemoryContext old = MemoryContextSwitchTo(recv->run->batch_cxt);
+	DiffItem   *item = NewItem(recv);
+
+	slot_getallattrs(slot);
+	item->vanished = true;
+	item->row->known = true;
+	item->row->key = SlotText(slot, VANISHED_KEY);
+	item->known = palloc0(sizeof(KnownKey));
+	item->known->confirmed_hash = SlotText(slot, VANISHED_CONFIRMED_HASH);
+	item->known->destination_id = SlotText(slot, VANISHED_DESTINATION_ID);
 	MemoryContextSwitchTo(old);
 	return true;
 }
@@ -372,9 +413,11 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 static void
 DiffStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
-	if (typeinfo->natts != DIFF_NCOLS)
+	DiffReceiver *recv = (DiffReceiver *) self;
+
+	if (typeinfo->natts != recv->ncols)
 		elog(ERROR, "diff query returned %d columns, expected %d",
-			 typeinfo->natts, DIFF_NCOLS);
+			 typeinfo->natts, recv->ncols);
 }
 
 static void
@@ -448,9 +491,9 @@ FetchAsOwner(EltRun *run, Portal portal, long count, DiffReceiver *recv)
 	MemoryContextSwitchTo(cxt);
 }
 
-/* Opens the source cursor as the sync's owner. */
+/* Opens a cursor over query as the sync's owner. */
 static Portal
-OpenSourceAsOwner(EltRun *run)
+OpenAsOwner(EltRun *run, const char *query)
 {
 	Oid			saved_user;
 	int			saved_sec;
@@ -461,11 +504,7 @@ OpenSourceAsOwner(EltRun *run)
 						   SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		const char *keys = run->keys_json;
-		SPIPlanPtr	plan = SPI_prepare(EltDiffQuery(run->sync,
-													keys ? EltKeyCondition(run->sync, keys) : NULL,
-													keys ? EltKeyRecordsCondition(run->sync, keys) : NULL),
-									   0, NULL);
+		SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for the source of sync \"%s\": %s",
@@ -480,46 +519,43 @@ OpenSourceAsOwner(EltRun *run)
 	return portal;
 }
 
-/*
- * EltRunSync
- *		Streams the joined source and bookkeeping in fetches, keeping and
- *		planning what is to be sent in a short-lived memory context per
- *		fetch, and waits for every request before that memory goes.
- */
-void
-EltRunSync(EltRun *run)
+/* Does the sync have any bookkeeping yet? */
+static bool
+HasRecords(EltRun *run)
 {
-	Portal		portal;
-	long		fetch;
-	DiffReceiver recv = {0};
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		found;
 
-	EltDeliveryStart(run);
-	/* a unique index already rules out duplicates: no need to remember keys */
-	if (!EltSourceKeyIsUnique(run->sync))
-		run->seen = eltseen_create(run->run_cxt, 1024, NULL);
-	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
-										   ALLOCSET_DEFAULT_SIZES);
-	fetch = Min(Max(10000L, 4L * run->sync->batch_size * run->sync->lane.concurrency), 50000L);
-	if (run->preview)
-		fetch = Max(run->preview_max, 100);
+	args[0] = Int32GetDatum(run->sync->id);
+	if (SPI_execute_with_args("SELECT FROM elt.sync_record WHERE sync_id = $1 LIMIT 1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "bookkeeping lookup failed");
+	found = SPI_processed > 0;
+	MemoryContextSwitchTo(cxt);
+	return found;
+}
 
-	recv.pub.receiveSlot = DiffReceive;
-	recv.pub.rStartup = DiffStartup;
-	recv.pub.rShutdown = DiffShutdown;
-	recv.pub.rDestroy = DiffDestroy;
-	recv.pub.mydest = DestNone;
-	recv.run = run;
-	recv.mirror = strcmp(run->sync->mode, "mirror") == 0;
+/*
+ * DiffAll
+ *		Fetches all rows of query through recv (as the sync's owner), each
+ *		fetch in the run's batch context, and plans and sends what the
+ *		receiver kept before that memory goes.
+ */
+static void
+DiffAll(EltRun *run, const char *query, DiffReceiver *recv, long fetch)
+{
+	Portal		portal = OpenAsOwner(run, query);
 
-	portal = OpenSourceAsOwner(run);
 	while (!run->stop)
 	{
 		MemoryContextSwitchTo(run->batch_cxt);
-		recv.maxitems = 1024;
-		recv.items = palloc(sizeof(DiffItem) * recv.maxitems);
-		recv.nitems = 0;
-		FetchAsOwner(run, portal, fetch, &recv);
-		ProcessItems(run, &recv);
+		recv->maxitems = 1024;
+		recv->items = palloc(sizeof(DiffItem) * recv->maxitems);
+		recv->nitems = 0;
+		FetchAsOwner(run, portal, fetch, recv);
+		ProcessItems(run, recv);
 		EltDrain(run);
 		MemoryContextSwitchTo(run->run_cxt);
 		MemoryContextReset(run->batch_cxt);
@@ -529,5 +565,50 @@ EltRunSync(EltRun *run)
 			break;
 	}
 	SPI_cursor_close(portal);
+}
+
+/*
+ * EltRunSync
+ *		Diffs the source and plans and sends what changed, then in mirror mode
+ *		the deletes of vanished keys; waits for every request.
+ */
+void
+EltRunSync(EltRun *run)
+{
+	EltSync    *sync = run->sync;
+	const char *keys = run->keys_json;
+	const char *key_condition = keys ? EltKeyCondition(sync, keys) : NULL;
+	DiffReceiver recv = {0};
+	long		fetch;
+
+	EltDeliveryStart(run);
+	/* a unique index already rules out duplicates: no need to remember keys */
+	if (!EltSourceKeyIsUnique(sync))
+		run->seen = eltseen_create(run->run_cxt, 1024, NULL);
+	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
+										   ALLOCSET_DEFAULT_SIZES);
+	fetch = Min(Max(10000L, 4L * sync->batch_size * sync->lane.concurrency), 50000L);
+	if (run->preview)
+		fetch = Max(run->preview_max, 100);
+
+	recv.pub.receiveSlot = DiffReceive;
+	recv.pub.rStartup = DiffStartup;
+	recv.pub.rShutdown = DiffShutdown;
+	recv.pub.rDestroy = DiffDestroy;
+	recv.pub.mydest = DestNone;
+	recv.run = run;
+	recv.ncols = DIFF_NCOLS;
+	recv.probe = EltRecordProbeBegin(sync->id, HasRecords(run));
+	DiffAll(run, EltDiffQuery(sync, key_condition), &recv, fetch);
+	EltRecordProbeEnd(recv.probe);
+
+	if (strcmp(sync->mode, "mirror") == 0 && !run->stop)
+	{
+		recv.pub.receiveSlot = VanishedReceive;
+		recv.ncols = VANISHED_NCOLS;
+		DiffAll(run, EltVanishedQuery(sync, key_condition,
+									  keys ? EltKeyRecordsCondition(sync, keys) : NULL),
+				&recv, fetch);
+	}
 	EltDrain(run);
 }

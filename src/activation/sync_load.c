@@ -195,24 +195,42 @@ UsesKeyPath(const EltSync *sync)
 		strstr(sync->update_ep.path, "{key}") != NULL;
 }
 
+/* The key of source row r as the bookkeeping stores it: a JSON array. */
+static char *
+KeyExpression(const EltSync *sync)
+{
+	StringInfoData cols;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	foreach(lc, sync->keys)
+		appendStringInfo(&cols, "%sr.%s", cols.len ? ", " : "",
+						 quote_identifier((char *) lfirst(lc)));
+	return psprintf("pg_catalog.jsonb_build_array(%s)::pg_catalog.text", cols.data);
+}
+
+/* FROM source AS r, with the sync's filter and key_condition. */
+static void
+AppendSourceScan(StringInfo q, const EltSync *sync, const char *key_condition)
+{
+	appendStringInfo(q, "\nFROM %s AS r", sync->source);
+	if (sync->filter)
+		appendStringInfo(q, "\nWHERE (\n%s\n)", sync->filter);
+	if (key_condition)
+		appendStringInfo(q, "\n%s %s", sync->filter ? "AND" : "WHERE", key_condition);
+}
+
 /*
  * EltDiffQuery
- *		The query of a run: the source, per row the key as a JSON array,
+ *		The query streaming the source: per row the key as a JSON array,
  *		whether a key column is NULL, the payload as JSON text, the validate
  *		result and (only if an endpoint uses {key}) the key values joined by
- *		',', full-joined by key with the sync's bookkeeping. PostgreSQL does
- *		the matching (a hash join, never a probe per row), so an unchanged
- *		row costs its scan, its payload and a hash lookup; the full join also
- *		yields the keys that vanished from the source, for mirror mode.
- *		User expressions are on their own lines so that a trailing -- comment
- *		cannot swallow what follows. key_condition and record_condition,
- *		when given, restrict the source rows and the bookkeeping to a set of
- *		keys (see keyed.c). The bookkeeping is read through the
- *		security-barrier view elt._bookkeeping because the query runs as the
- *		sync's owner.
+ *		','. User expressions are on their own lines so that a trailing --
+ *		comment cannot swallow what follows. key_condition, when given,
+ *		restricts the rows further (see keyed.c).
  */
 char *
-EltDiffQuery(const EltSync *sync, const char *key_condition, const char *record_condition)
+EltDiffQuery(const EltSync *sync, const char *key_condition)
 {
 	StringInfoData q;
 	StringInfoData cols;
@@ -230,28 +248,39 @@ EltDiffQuery(const EltSync *sync, const char *key_condition, const char *record_
 	}
 	initStringInfo(&q);
 	appendStringInfo(&q,
-					 "SELECT s.present, s.key, s.key_null, s.body, s.valid, s.key_path,\n"
-					 " b.key, b.state, b.payload_hash, b.confirmed_hash, b.destination_id\n"
-					 "FROM (SELECT true AS present,\n"
-					 " pg_catalog.jsonb_build_array(%s)::pg_catalog.text AS key,\n"
-					 " (%s) AS key_null,\n"
-					 " (\n%s\n)::pg_catalog.jsonb::pg_catalog.text AS body,\n"
-					 " (\n%s\n)::pg_catalog.bool AS valid,\n"
-					 " %s AS key_path\nFROM %s AS r",
-					 cols.data, nulls.data,
+					 "SELECT %s,\n (%s),\n (\n%s\n)::pg_catalog.jsonb::pg_catalog.text,\n"
+					 " (\n%s\n)::pg_catalog.bool,\n %s",
+					 KeyExpression(sync), nulls.data,
 					 sync->payload ? sync->payload : "pg_catalog.to_jsonb(r)",
 					 sync->validate ? sync->validate : "true",
 					 UsesKeyPath(sync) ? psprintf("pg_catalog.concat_ws(',', %s)", cols.data) :
-					 "NULL::pg_catalog.text",
-					 sync->source);
-	if (sync->filter)
-		appendStringInfo(&q, "\nWHERE (\n%s\n)", sync->filter);
-	if (key_condition)
-		appendStringInfo(&q, "\n%s %s", sync->filter ? "AND" : "WHERE", key_condition);
+					 "NULL::pg_catalog.text");
+	AppendSourceScan(&q, sync, key_condition);
+	return q.data;
+}
+
+/*
+ * EltVanishedQuery
+ *		Mirror mode: the bookkeeping of the keys the source no longer has
+ *		(in the filter's scope), as key, confirmed hash and destination id.
+ *		An anti-join PostgreSQL runs within work_mem, reading only the
+ *		source's keys. It runs as the sync's owner, so the bookkeeping is
+ *		read through the security-barrier view elt._bookkeeping.
+ *		key_condition and record_condition restrict the source rows and the
+ *		bookkeeping to a set of keys (see keyed.c).
+ */
+char *
+EltVanishedQuery(const EltSync *sync, const char *key_condition, const char *record_condition)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
 	appendStringInfo(&q,
-					 ") AS s\nFULL JOIN (SELECT key, state, payload_hash, confirmed_hash, destination_id"
-					 " FROM elt._bookkeeping WHERE sync_id = %d%s%s) AS b ON b.key = s.key",
-					 sync->id, record_condition ? " AND " : "",
-					 record_condition ? record_condition : "");
+					 "SELECT b.key, b.confirmed_hash, b.destination_id FROM elt._bookkeeping b"
+					 " WHERE b.sync_id = %d%s%s AND NOT EXISTS (SELECT FROM (SELECT %s AS key",
+					 sync->id, record_condition ? " AND b." : "",
+					 record_condition ? record_condition : "", KeyExpression(sync));
+	AppendSourceScan(&q, sync, key_condition);
+	appendStringInfoString(&q, "\n) AS s WHERE s.key = b.key)");
 	return q.data;
 }
