@@ -18,4 +18,13 @@
 #define EltParseAnalyze(raw, text) \
 	parse_analyze_fixedparams((raw), (text), NULL, 0, NULL)
 
+/* ExecInsertIndexTuples() of a plain insert; 16 added onlySummarizing. */
+#if PG_VERSION_NUM >= 160000
+#define EltInsertIndexTuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL, false)
+#else
+#define EltInsertIndexTuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL)
+#endif
+
 #endif							/* ELT_COMPAT_H */

@@ -76,7 +76,7 @@ CREATE TABLE elt.sync_record (
 	last_error	text,
 	updated_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
 	PRIMARY KEY (sync_id, key)
-);
+) WITH (fillfactor = 80);		-- room for HOT updates: each run rewrites the changed keys
 COMMENT ON TABLE elt.sync_record IS
 	'Per sync and key: last confirmed payload hash, destination id, attempts, state.';
 
@@ -101,7 +101,7 @@ CREATE INDEX ON elt.sync_run (sync_id, id);
 COMMENT ON TABLE elt.sync_run IS 'One row per elt.activate() call.';
 
 CREATE TABLE elt.delivery (
-	id			bigserial PRIMARY KEY,
+	id			bigserial,
 	run_id		bigint NOT NULL,
 	sync_id		int NOT NULL,
 	at			timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -113,9 +113,9 @@ CREATE TABLE elt.delivery (
 	status		int,
 	latency_ms	double precision,
 	error		text,
-	response	text
+	response	text,
+	PRIMARY KEY (sync_id, id)	-- one index per logged request, the one the views use
 );
-CREATE INDEX ON elt.delivery (sync_id, id);
 COMMENT ON TABLE elt.delivery IS 'Request log: one row per HTTP attempt.';
 
 CREATE TABLE elt.dead_letter (

@@ -93,7 +93,7 @@ typedef struct EltRun
 	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
 								 * when a unique index makes keys unique */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
-	void	   *new_record_box; /* sync_record inserts (new keys) waiting */
+	struct EltRecordInserter *new_records;	/* records of new keys waiting */
 	void	   *log_box;		/* elt.delivery rows waiting (deliver.c) */
 
 	/* records waiting to fill a batch, per operation (create, update) */
@@ -164,6 +164,14 @@ extern EltRecordProbe *EltRecordProbeBegin(int sync_id, bool has_records);
 extern struct TupleTableSlot *EltRecordProbeFind(EltRecordProbe *p, struct varlena *key);
 extern AttrNumber EltRecordProbeAttnum(EltRecordProbe *p, EltRecordColumn col);
 extern void EltRecordProbeEnd(EltRecordProbe *p);
+
+/* record_insert.c: bookkeeping of new keys, written in bulk */
+typedef struct EltRecordInserter EltRecordInserter;
+extern EltRecordInserter *EltRecordInserterBegin(void);
+extern void EltRecordInserterAdd(EltRecordInserter *ins, const Datum *values,
+								 const bool *isnull);
+extern void EltRecordInserterFlush(EltRecordInserter *ins);
+extern void EltRecordInserterEnd(EltRecordInserter *ins);
 
 /* keyed.c: restricting a run to given keys (the streaming worker's) */
 extern char *EltKeyCondition(const EltSync *sync, const char *keys_json);

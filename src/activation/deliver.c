@@ -64,7 +64,6 @@ typedef struct Outbox
 
 /* Saved plans, prepared once per backend. */
 static SPIPlanPtr record_plan = NULL;
-static SPIPlanPtr new_record_plan = NULL;
 static SPIPlanPtr forget_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr undead_plan = NULL;
@@ -87,19 +86,6 @@ static const char *record_sql =
 "  destination_id = coalesce(EXCLUDED.destination_id, r.destination_id),"
 "  attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status,"
 "  last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at";
-
-/*
- * Keys the bookkeeping did not have when the run diffed them (a first run:
- * all of them) are inserted without ON CONFLICT, whose check per row cost
- * an index probe more: the run holds its sync's lock, so no one else adds
- * records of the sync meanwhile, and a key has one outcome per run.
- */
-static const char *new_record_sql =
-"INSERT INTO elt.sync_record (sync_id, key, state, payload_hash, confirmed_hash,"
-"  destination_id, attempts, last_status, last_error, updated_at)"
-" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-"  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-"  pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u";
 
 /* Prepares and keeps a plan. */
 static SPIPlanPtr
@@ -217,6 +203,13 @@ OutboxAdd(Outbox *box, const Datum *values, const bool *isnull)
 		OutboxFlush(box);
 }
 
+static void
+FlushNewRecords(EltRun *run)
+{
+	if (run->new_records)
+		EltRecordInserterFlush(run->new_records);
+}
+
 /*
  * EltRecordOutcome
  *		Upserts the record of a key: its state, the hash of the version it
@@ -241,7 +234,25 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 	n[6] = (status == 0);
 	v[7] = TextOrNull(error, &n[7]);
 	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
-	OutboxAdd((Outbox *) (row->known ? run->record_box : run->new_record_box), v, n);
+	if (row->known)
+		OutboxAdd((Outbox *) run->record_box, v, n);
+	else
+	{
+		/*
+		 * A key the bookkeeping did not have: inserted in bulk, without an
+		 * upsert's check per row. The run holds its sync's lock, so no one
+		 * else adds records of the sync meanwhile, and a key has one outcome
+		 * per run.
+		 */
+		Datum		row_values[10];
+		bool		row_nulls[10];
+
+		row_values[0] = Int32GetDatum(run->sync->id);
+		row_nulls[0] = false;
+		memcpy(row_values + 1, v, sizeof(v));
+		memcpy(row_nulls + 1, n, sizeof(n));
+		EltRecordInserterAdd(run->new_records, row_values, row_nulls);
+	}
 }
 
 /* Removes the record and any dead letter of a key. */
@@ -251,7 +262,7 @@ EltForgetRecord(EltRun *run, const char *key)
 	Datum		v[2];
 	bool		n[2] = {0};
 
-	OutboxFlush((Outbox *) run->new_record_box);
+	FlushNewRecords(run);
 	OutboxFlush((Outbox *) run->record_box);
 	v[0] = Int32GetDatum(run->sync->id);
 	v[1] = CStringGetTextDatum(key);
@@ -316,7 +327,6 @@ EltDeliveryStart(EltRun *run)
 	if (record_plan == NULL)
 	{
 		record_plan = KeepPlan(record_sql, 10, rec_types);
-		new_record_plan = KeepPlan(new_record_sql, 10, rec_types);
 		forget_plan = KeepPlan("DELETE FROM elt.sync_record WHERE sync_id = $1 AND key = $2",
 							   2, key_types);
 		undead_plan = KeepPlan("DELETE FROM elt.dead_letter WHERE sync_id = $1 AND key = $2",
@@ -339,7 +349,13 @@ EltDeliveryStart(EltRun *run)
 	}
 	fixed[0] = Int32GetDatum(run->sync->id);
 	run->record_box = OutboxCreate(run->run_cxt, record_plan, 1, fixed, 9, rec_elems);
-	run->new_record_box = OutboxCreate(run->run_cxt, new_record_plan, 1, fixed, 9, rec_elems);
+	if (!run->dry_run && !run->preview)
+	{
+		MemoryContext old = MemoryContextSwitchTo(run->run_cxt);
+
+		run->new_records = EltRecordInserterBegin();
+		MemoryContextSwitchTo(old);
+	}
 	fixed[0] = Int64GetDatum(run->run_id);
 	fixed[1] = Int32GetDatum(run->sync->id);
 	run->log_box = OutboxCreate(run->run_cxt, log_plan, 2, fixed, 10, log_elems);
@@ -648,7 +664,7 @@ EltDrain(EltRun *run)
 	if (run->engine)
 		EltHttpRunUntilDone(run->engine);
 	OutboxFlush((Outbox *) run->log_box);
-	OutboxFlush((Outbox *) run->new_record_box);
+	FlushNewRecords(run);
 	OutboxFlush((Outbox *) run->record_box);
 }
 

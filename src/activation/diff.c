@@ -611,4 +611,7 @@ EltRunSync(EltRun *run)
 				&recv, fetch);
 	}
 	EltDrain(run);
+	if (run->new_records)
+		EltRecordInserterEnd(run->new_records);
+	run->new_records = NULL;
 }

@@ -31,6 +31,7 @@ EltDeliverStaged(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	EltLockExtension();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_elt: delivering staged changes");

@@ -73,6 +73,7 @@ MaybePruneHistory(void)
 	last_prune = now;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	EltLockExtension();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_elt: pruning history");

@@ -55,6 +55,9 @@ extern int64 EltStageChanges(void);
 extern bool EltEnsureSlot(void);
 extern void EltDropSlotIfUnused(void);
 
+/* extension_lock.c: first thing in each step's transaction */
+extern bool EltLockExtension(void);
+
 /* deliver.c: one step of delivery; returns the number of keys settled */
 extern int64 EltDeliverStaged(void);
 

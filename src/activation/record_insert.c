@@ -1,0 +1,131 @@
+/*
+ * record_insert.c
+ *		Writes the bookkeeping of keys new to a sync the way COPY does:
+ *		table_multi_insert of a batch of rows, then their index entries.
+ *
+ * A first sync writes one elt.sync_record row per source row; through an
+ * INSERT statement each row cost a trip through the executor besides the
+ * heap and index work itself. The unique index checks rows here as it
+ * would an INSERT's; the values come from deliver.c, which makes them
+ * satisfy the table's NOT NULL and CHECK constraints (not evaluated here).
+ * Same transaction; the next statement of the run sees them (SPI
+ * increments the command counter before each statement).
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "activation/activation.h"
+#include "compat.h"
+
+#define ELT_INSERT_BATCH 1000
+
+struct EltRecordInserter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	BulkInsertState bistate;
+	TupleTableSlot *slots[ELT_INSERT_BATCH];
+	int			n;
+	MemoryContext cxt;			/* the values of the waiting rows */
+	MemoryContext run_cxt;		/* the slots: the run's, not a batch's */
+};
+
+/* Opens elt.sync_record for bulk inserts. */
+EltRecordInserter *
+EltRecordInserterBegin(void)
+{
+	EltRecordInserter *ins = palloc0(sizeof(EltRecordInserter));
+	Oid			relid = get_relname_relid("sync_record", get_namespace_oid("elt", false));
+
+	ins->rel = table_open(relid, RowExclusiveLock);
+	ins->estate = CreateExecutorState();
+	ins->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(ins->rri, ins->rel, 1, NULL, 0);
+	ExecOpenIndices(ins->rri, false);
+	ins->bistate = GetBulkInsertState();
+	ins->run_cxt = CurrentMemoryContext;
+	ins->cxt = AllocSetContextCreate(CurrentMemoryContext, "elt record inserts",
+									 ALLOCSET_DEFAULT_SIZES);
+	return ins;
+}
+
+/* Inserts the waiting rows and their index entries. */
+void
+EltRecordInserterFlush(EltRecordInserter *ins)
+{
+	CommandId	cid = GetCurrentCommandId(true);
+
+	if (ins->n == 0)
+		return;
+	table_multi_insert(ins->rel, ins->slots, ins->n, cid, 0, ins->bistate);
+	for (int i = 0; i < ins->n; i++)
+	{
+		List	   *recheck = EltInsertIndexTuples(ins->rri, ins->slots[i], ins->estate);
+
+		list_free(recheck);
+		ExecClearTuple(ins->slots[i]);
+	}
+	ins->n = 0;
+	MemoryContextReset(ins->cxt);
+	ResetPerTupleExprContext(ins->estate);
+}
+
+/*
+ * EltRecordInserterAdd
+ *		Queues a row (values in the table's column order, copied) and
+ *		writes the batch when full.
+ */
+void
+EltRecordInserterAdd(EltRecordInserter *ins, const Datum *values, const bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(ins->rel);
+	TupleTableSlot *slot;
+	MemoryContext old;
+
+	if (ins->slots[ins->n] == NULL)
+	{
+		old = MemoryContextSwitchTo(ins->run_cxt);
+		ins->slots[ins->n] = table_slot_create(ins->rel, NULL);
+		MemoryContextSwitchTo(old);
+	}
+	slot = ins->slots[ins->n];
+	ExecClearTuple(slot);
+	old = MemoryContextSwitchTo(ins->cxt);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		slot->tts_isnull[i] = isnull[i];
+		slot->tts_values[i] = isnull[i] ? (Datum) 0 :
+			datumCopy(values[i], att->attbyval, att->attlen);
+	}
+	MemoryContextSwitchTo(old);
+	ExecStoreVirtualTuple(slot);
+	if (++ins->n == ELT_INSERT_BATCH)
+		EltRecordInserterFlush(ins);
+}
+
+/* Writes what waits and closes the table. */
+void
+EltRecordInserterEnd(EltRecordInserter *ins)
+{
+	EltRecordInserterFlush(ins);
+	for (int i = 0; i < ELT_INSERT_BATCH && ins->slots[i]; i++)
+		ExecDropSingleTupleTableSlot(ins->slots[i]);
+	FreeBulkInsertState(ins->bistate);
+	ExecCloseIndices(ins->rri);
+	FreeExecutorState(ins->estate);
+	table_close(ins->rel, NoLock);
+	MemoryContextDelete(ins->cxt);
+}
