@@ -93,8 +93,9 @@ typedef struct EltRun
 	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
 								 * when a unique index makes keys unique */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
-	struct EltRecordInserter *new_records;	/* records of new keys waiting */
-	void	   *log_box;		/* elt.delivery rows waiting (deliver.c) */
+	struct EltBulkInserter *new_records;	/* records of new keys waiting */
+	struct EltBulkInserter *log;	/* elt.delivery rows waiting */
+	Oid			log_seq;		/* elt.delivery's id sequence */
 
 	/* records waiting to fill a batch, per operation (create, update) */
 	EltRow	  **pending[2];
@@ -131,6 +132,7 @@ extern void EltEngineStart(EltRun *run);
 extern void EltPlanRow(EltRun *run, EltRow *row);
 extern void EltFlushPending(EltRun *run);
 extern void EltDrain(EltRun *run);
+extern void EltDeliveryEnd(EltRun *run);
 extern void EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 							 const char *confirmed_hash, const char *destination_id,
 							 int attempts, long status, const char *error);
@@ -165,13 +167,13 @@ extern struct TupleTableSlot *EltRecordProbeFind(EltRecordProbe *p, struct varle
 extern AttrNumber EltRecordProbeAttnum(EltRecordProbe *p, EltRecordColumn col);
 extern void EltRecordProbeEnd(EltRecordProbe *p);
 
-/* record_insert.c: bookkeeping of new keys, written in bulk */
-typedef struct EltRecordInserter EltRecordInserter;
-extern EltRecordInserter *EltRecordInserterBegin(void);
-extern void EltRecordInserterAdd(EltRecordInserter *ins, const Datum *values,
-								 const bool *isnull);
-extern void EltRecordInserterFlush(EltRecordInserter *ins);
-extern void EltRecordInserterEnd(EltRecordInserter *ins);
+/* bulk_insert.c: bookkeeping rows written in bulk */
+typedef struct EltBulkInserter EltBulkInserter;
+extern EltBulkInserter *EltBulkInserterBegin(const char *relname);
+extern void EltBulkInserterAdd(EltBulkInserter *ins, const Datum *values,
+							   const bool *isnull);
+extern void EltBulkInserterFlush(EltBulkInserter *ins);
+extern void EltBulkInserterEnd(EltBulkInserter *ins);
 
 /* keyed.c: restricting a run to given keys (the streaming worker's) */
 extern char *EltKeyCondition(const EltSync *sync, const char *keys_json);

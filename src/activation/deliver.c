@@ -8,7 +8,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -67,7 +69,6 @@ static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr forget_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr undead_plan = NULL;
-static SPIPlanPtr log_plan = NULL;
 
 /*
  * A key has at most one outcome per run (the diff sends each source key at
@@ -207,7 +208,7 @@ static void
 FlushNewRecords(EltRun *run)
 {
 	if (run->new_records)
-		EltRecordInserterFlush(run->new_records);
+		EltBulkInserterFlush(run->new_records);
 }
 
 /*
@@ -251,7 +252,7 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 		row_nulls[0] = false;
 		memcpy(row_values + 1, v, sizeof(v));
 		memcpy(row_nulls + 1, n, sizeof(n));
-		EltRecordInserterAdd(run->new_records, row_values, row_nulls);
+		EltBulkInserterAdd(run->new_records, row_values, row_nulls);
 	}
 }
 
@@ -317,11 +318,6 @@ EltDeliveryStart(EltRun *run)
 	Oid			key_types[2] = {INT4OID, TEXTOID};
 	Oid			dead_types[7] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
 	INT4OID, TEXTOID};
-	Oid			log_types[12] = {INT8OID, INT4OID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-	FLOAT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Oid			log_elems[10] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, TEXTOID,
-	INT4OID, INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
 	Datum		fixed[2];
 
 	if (record_plan == NULL)
@@ -339,13 +335,6 @@ EltDeliveryStart(EltRun *run)
 							 " last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error,"
 							 " at = clock_timestamp()",
 							 7, dead_types);
-		log_plan = KeepPlan("INSERT INTO elt.delivery (run_id, sync_id, at, method, url, records,"
-							" idempotency_key, attempt, status, latency_ms, error, response)"
-							" SELECT $1, $2, u.* FROM ROWS FROM (pg_catalog.unnest($3),"
-							" pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-							" pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
-							" pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12)) AS u",
-							12, log_types);
 	}
 	fixed[0] = Int32GetDatum(run->sync->id);
 	run->record_box = OutboxCreate(run->run_cxt, record_plan, 1, fixed, 9, rec_elems);
@@ -353,12 +342,11 @@ EltDeliveryStart(EltRun *run)
 	{
 		MemoryContext old = MemoryContextSwitchTo(run->run_cxt);
 
-		run->new_records = EltRecordInserterBegin();
+		run->new_records = EltBulkInserterBegin("sync_record");
+		run->log = EltBulkInserterBegin("delivery");
+		run->log_seq = get_relname_relid("delivery_id_seq", get_namespace_oid("elt", false));
 		MemoryContextSwitchTo(old);
 	}
-	fixed[0] = Int64GetDatum(run->run_id);
-	fixed[1] = Int32GetDatum(run->sync->id);
-	run->log_box = OutboxCreate(run->run_cxt, log_plan, 2, fixed, 10, log_elems);
 }
 
 /* "HTTP 422: <start of the response>" or the transport error. */
@@ -378,25 +366,29 @@ OnAttempt(EltHttpRequest *http, void *arg)
 {
 	EltReq	   *req = (EltReq *) http;
 	EltRun	   *run = req->run;
-	Datum		v[10];
-	bool		n[10] = {0};
+	Datum		v[13];
+	bool		n[13] = {0};
 	bool		keep_response = http->status < 200 || http->status >= 300;
 	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
 
-	v[0] = TimestampTzGetDatum(GetCurrentTimestamp());
-	v[1] = CStringGetTextDatum(http->method);
-	v[2] = CStringGetTextDatum(http->url);
-	v[3] = Int32GetDatum(req->nrows);
-	v[4] = CStringGetTextDatum(req->idempotency_key);
-	v[5] = Int32GetDatum(http->attempts);
-	v[6] = Int32GetDatum((int32) http->status);
-	n[6] = (http->status == 0);
-	v[7] = Float8GetDatum(http->latency_ms);
-	v[8] = TextOrNull(http->error, &n[8]);
-	v[9] = TextOrNull(keep_response && http->response ?
-					  pnstrdup(http->response, Min(strlen(http->response), 2000)) : NULL,
-					  &n[9]);
-	OutboxAdd((Outbox *) run->log_box, v, n);
+	/* in the column order of elt.delivery */
+	v[0] = Int64GetDatum(nextval_internal(run->log_seq, false));
+	v[1] = Int64GetDatum(run->run_id);
+	v[2] = Int32GetDatum(run->sync->id);
+	v[3] = TimestampTzGetDatum(GetCurrentTimestamp());
+	v[4] = CStringGetTextDatum(http->method);
+	v[5] = CStringGetTextDatum(http->url);
+	v[6] = Int32GetDatum(req->nrows);
+	v[7] = CStringGetTextDatum(req->idempotency_key);
+	v[8] = Int32GetDatum(http->attempts);
+	v[9] = Int32GetDatum((int32) http->status);
+	n[9] = (http->status == 0);
+	v[10] = Float8GetDatum(http->latency_ms);
+	v[11] = TextOrNull(http->error, &n[11]);
+	v[12] = TextOrNull(keep_response && http->response ?
+					   pnstrdup(http->response, Min(strlen(http->response), 2000)) : NULL,
+					   &n[12]);
+	EltBulkInserterAdd(run->log, v, n);
 	MemoryContextSwitchTo(old);
 }
 
@@ -663,9 +655,23 @@ EltDrain(EltRun *run)
 	EltFlushPending(run);
 	if (run->engine)
 		EltHttpRunUntilDone(run->engine);
-	OutboxFlush((Outbox *) run->log_box);
+	if (run->log)
+		EltBulkInserterFlush(run->log);
 	FlushNewRecords(run);
 	OutboxFlush((Outbox *) run->record_box);
+}
+
+/* Writes what waits and lets go of the bookkeeping tables. */
+void
+EltDeliveryEnd(EltRun *run)
+{
+	EltDrain(run);
+	if (run->new_records)
+		EltBulkInserterEnd(run->new_records);
+	if (run->log)
+		EltBulkInserterEnd(run->log);
+	run->new_records = NULL;
+	run->log = NULL;
 }
 
 /* Creates the engine of a run that sends (not dry run, not preview). */

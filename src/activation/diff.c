@@ -611,7 +611,5 @@ EltRunSync(EltRun *run)
 				&recv, fetch);
 	}
 	EltDrain(run);
-	if (run->new_records)
-		EltRecordInserterEnd(run->new_records);
-	run->new_records = NULL;
+	EltDeliveryEnd(run);
 }

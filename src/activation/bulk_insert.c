@@ -1,13 +1,14 @@
 /*
- * record_insert.c
- *		Writes the bookkeeping of keys new to a sync the way COPY does:
+ * bulk_insert.c
+ *		Writes rows of the bookkeeping tables the way COPY does:
  *		table_multi_insert of a batch of rows, then their index entries.
  *
- * A first sync writes one elt.sync_record row per source row; through an
- * INSERT statement each row cost a trip through the executor besides the
- * heap and index work itself. The unique index checks rows here as it
- * would an INSERT's; the values come from deliver.c, which makes them
- * satisfy the table's NOT NULL and CHECK constraints (not evaluated here).
+ * A first sync writes one elt.sync_record row per source row, and every
+ * request an elt.delivery row; through an INSERT statement each row cost a
+ * trip through the executor besides the heap and index work itself. Unique
+ * indexes check rows here as they would an INSERT's; the values come from
+ * deliver.c, which makes them satisfy the tables' NOT NULL and CHECK
+ * constraints (not evaluated here), and the tables have no triggers.
  * Same transaction; the next statement of the run sees them (SPI
  * increments the command counter before each statement).
  */
@@ -23,13 +24,14 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 
 #include "activation/activation.h"
 #include "compat.h"
 
 #define ELT_INSERT_BATCH 1000
 
-struct EltRecordInserter
+struct EltBulkInserter
 {
 	Relation	rel;
 	EState	   *estate;
@@ -41,12 +43,12 @@ struct EltRecordInserter
 	MemoryContext run_cxt;		/* the slots: the run's, not a batch's */
 };
 
-/* Opens elt.sync_record for bulk inserts. */
-EltRecordInserter *
-EltRecordInserterBegin(void)
+/* Opens table elt.<relname> for bulk inserts. */
+EltBulkInserter *
+EltBulkInserterBegin(const char *relname)
 {
-	EltRecordInserter *ins = palloc0(sizeof(EltRecordInserter));
-	Oid			relid = get_relname_relid("sync_record", get_namespace_oid("elt", false));
+	EltBulkInserter *ins = palloc0(sizeof(EltBulkInserter));
+	Oid			relid = get_relname_relid(relname, get_namespace_oid("elt", false));
 
 	ins->rel = table_open(relid, RowExclusiveLock);
 	ins->estate = CreateExecutorState();
@@ -55,14 +57,14 @@ EltRecordInserterBegin(void)
 	ExecOpenIndices(ins->rri, false);
 	ins->bistate = GetBulkInsertState();
 	ins->run_cxt = CurrentMemoryContext;
-	ins->cxt = AllocSetContextCreate(CurrentMemoryContext, "elt record inserts",
+	ins->cxt = AllocSetContextCreate(CurrentMemoryContext, "elt bulk inserts",
 									 ALLOCSET_DEFAULT_SIZES);
 	return ins;
 }
 
 /* Inserts the waiting rows and their index entries. */
 void
-EltRecordInserterFlush(EltRecordInserter *ins)
+EltBulkInserterFlush(EltBulkInserter *ins)
 {
 	CommandId	cid = GetCurrentCommandId(true);
 
@@ -82,12 +84,12 @@ EltRecordInserterFlush(EltRecordInserter *ins)
 }
 
 /*
- * EltRecordInserterAdd
+ * EltBulkInserterAdd
  *		Queues a row (values in the table's column order, copied) and
  *		writes the batch when full.
  */
 void
-EltRecordInserterAdd(EltRecordInserter *ins, const Datum *values, const bool *isnull)
+EltBulkInserterAdd(EltBulkInserter *ins, const Datum *values, const bool *isnull)
 {
 	TupleDesc	desc = RelationGetDescr(ins->rel);
 	TupleTableSlot *slot;
@@ -113,14 +115,14 @@ EltRecordInserterAdd(EltRecordInserter *ins, const Datum *values, const bool *is
 	MemoryContextSwitchTo(old);
 	ExecStoreVirtualTuple(slot);
 	if (++ins->n == ELT_INSERT_BATCH)
-		EltRecordInserterFlush(ins);
+		EltBulkInserterFlush(ins);
 }
 
 /* Writes what waits and closes the table. */
 void
-EltRecordInserterEnd(EltRecordInserter *ins)
+EltBulkInserterEnd(EltBulkInserter *ins)
 {
-	EltRecordInserterFlush(ins);
+	EltBulkInserterFlush(ins);
 	for (int i = 0; i < ELT_INSERT_BATCH && ins->slots[i]; i++)
 		ExecDropSingleTupleTableSlot(ins->slots[i]);
 	FreeBulkInsertState(ins->bistate);
