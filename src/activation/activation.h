@@ -90,6 +90,7 @@ typedef struct EltRun
 	int			lane;
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
+	MemoryContext attempt_cxt;	/* reset after each logged attempt */
 	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
 								 * when a unique index makes keys unique */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */

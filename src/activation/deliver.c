@@ -369,7 +369,16 @@ OnAttempt(EltHttpRequest *http, void *arg)
 	Datum		v[13];
 	bool		n[13] = {0};
 	bool		keep_response = http->status < 200 || http->status >= 300;
-	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+	MemoryContext old;
+
+	/*
+	 * Not the batch's context: a destination that keeps failing makes many
+	 * attempts per batch, and the inserter copies what it keeps.
+	 */
+	if (run->attempt_cxt == NULL)
+		run->attempt_cxt = AllocSetContextCreate(run->run_cxt, "elt attempt",
+												 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(run->attempt_cxt);
 
 	/* in the column order of elt.delivery */
 	v[0] = Int64GetDatum(nextval_internal(run->log_seq, false));
@@ -390,6 +399,7 @@ OnAttempt(EltHttpRequest *http, void *arg)
 					   &n[12]);
 	EltBulkInserterAdd(run->log, v, n);
 	MemoryContextSwitchTo(old);
+	MemoryContextReset(run->attempt_cxt);
 }
 
 static void Submit(EltRun *run, EltRow **rows, int nrows, EltOp op);

@@ -20,8 +20,10 @@ COMMENT ON TABLE elt.stream IS
 -- Changes read from the slot and not yet settled, one row per sync and key:
 -- several changes to a key coalesce into the latest. Durable, so the slot
 -- can move before delivery.
+-- No foreign key to elt.stream: a check per staged row cost more than the
+-- row; the trigger below deletes a stream's changes with it.
 CREATE TABLE elt.stream_change (
-	sync_id		int NOT NULL REFERENCES elt.stream ON DELETE CASCADE,
+	sync_id		int NOT NULL,
 	key_values	text[] NOT NULL,
 	op			"char" NOT NULL,
 	end_lsn		pg_lsn NOT NULL,
@@ -30,6 +32,23 @@ CREATE TABLE elt.stream_change (
 	first_staged_at timestamptz NOT NULL DEFAULT clock_timestamp(),
 	PRIMARY KEY (sync_id, key_values)
 );
+-- a delivery step picks the oldest staged keys of a sync
+CREATE INDEX ON elt.stream_change (sync_id, first_staged_at);
+
+CREATE FUNCTION elt._stream_deleted() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM elt.stream_change c USING gone g WHERE c.sync_id = g.sync_id;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER stream_deleted AFTER DELETE ON elt.stream
+	REFERENCING OLD TABLE AS gone
+	FOR EACH STATEMENT EXECUTE FUNCTION elt._stream_deleted();
+REVOKE ALL ON FUNCTION elt._stream_deleted() FROM PUBLIC;
+
 COMMENT ON TABLE elt.stream_change IS
 	'Staged changes per sync and key (key values as text), latest (commit end LSN, position) wins.';
 
