@@ -24,13 +24,13 @@ COMMENT ON TABLE elt.stream IS
 -- row; the trigger below deletes a stream's changes with it.
 CREATE TABLE elt.stream_change (
 	sync_id		int NOT NULL,
-	key_values	text[] NOT NULL,
+	key			text NOT NULL,	-- the key values as text, a JSON array: '["42"]' 
 	op			"char" NOT NULL,
 	end_lsn		pg_lsn NOT NULL,
 	position	int NOT NULL,
 	staged_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
 	first_staged_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-	PRIMARY KEY (sync_id, key_values)
+	PRIMARY KEY (sync_id, key)
 );
 -- a delivery step picks the oldest staged keys of a sync
 CREATE INDEX ON elt.stream_change (sync_id, first_staged_at);
@@ -185,17 +185,17 @@ BEGIN
 
 	WITH mapped AS (
 		SELECT r.sync_id, c.op, c.end_lsn, c.position,
-			   ARRAY(SELECT c.key ->> (p - 1) FROM unnest(r.key_positions) WITH ORDINALITY u(p, i) ORDER BY i)
-				   AS key_values
+			   to_jsonb(ARRAY(SELECT c.key ->> (p - 1) FROM unnest(r.key_positions) WITH ORDINALITY u(p, i)
+							  ORDER BY i))::text AS key
 		FROM pg_elt_changes c JOIN elt._stream_relations r ON r.relid = c.relid
 		WHERE c.op <> 'T' AND (done IS NULL OR c.end_lsn > done)
 	), latest AS (
-		SELECT DISTINCT ON (sync_id, key_values) *
-		FROM mapped ORDER BY sync_id, key_values, end_lsn DESC, position DESC
+		SELECT DISTINCT ON (sync_id, key) *
+		FROM mapped ORDER BY sync_id, key, end_lsn DESC, position DESC
 	)
-	INSERT INTO elt.stream_change AS t (sync_id, key_values, op, end_lsn, position)
-	SELECT sync_id, key_values, op, end_lsn, position FROM latest
-	ON CONFLICT (sync_id, key_values) DO UPDATE
+	INSERT INTO elt.stream_change AS t (sync_id, key, op, end_lsn, position)
+	SELECT sync_id, key, op, end_lsn, position FROM latest
+	ON CONFLICT (sync_id, key) DO UPDATE
 		SET op = excluded.op, end_lsn = excluded.end_lsn, position = excluded.position,
 			staged_at = clock_timestamp()
 		WHERE (t.end_lsn, t.position) < (excluded.end_lsn, excluded.position);
@@ -354,7 +354,7 @@ AS $$
 DECLARE
 	st record;
 	result record;
-	picked jsonb;
+	picked text[];
 	settled bigint := 0;
 	n bigint;
 BEGIN
@@ -378,15 +378,14 @@ BEGIN
 					GET DIAGNOSTICS n = ROW_COUNT;
 				END IF;
 			ELSE
-				SELECT jsonb_agg(to_jsonb(p.key_values)) INTO picked
-				FROM (SELECT c.key_values FROM elt.stream_change c WHERE c.sync_id = st.sync_id
+				SELECT array_agg(p.key) INTO picked
+				FROM (SELECT c.key FROM elt.stream_change c WHERE c.sync_id = st.sync_id
 					  ORDER BY c.first_staged_at LIMIT batch) p;
-				SELECT * INTO result FROM elt._activate_keys(st.name, picked::text);
+				SELECT * INTO result
+				FROM elt._activate_keys(st.name, '[' || array_to_string(picked, ',') || ']');
 				IF result.failed = 0 THEN
 					DELETE FROM elt.stream_change c
-					WHERE (c.sync_id, c.key_values) IN
-						(SELECT st.sync_id, ARRAY(SELECT jsonb_array_elements_text(e.value))
-						 FROM jsonb_array_elements(picked) e);
+					WHERE c.sync_id = st.sync_id AND c.key = ANY (picked);
 					GET DIAGNOSTICS n = ROW_COUNT;
 				END IF;
 			END IF;

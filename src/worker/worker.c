@@ -16,6 +16,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/origin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -130,8 +131,18 @@ elt_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(elt_database, NULL, 0);
+
+	/*
+	 * Tag the WAL of the worker's own transactions (staging, bookkeeping)
+	 * so that decoding drops it before the reorder buffer (the output plugin
+	 * skips changes with an origin): else every staged change came back to
+	 * be decoded once more, and a large transaction's staging cost as much
+	 * to decode again as the transaction itself. DoNotReplicateId needs no
+	 * origin to be created, so nothing is left behind.
+	 */
+	replorigin_session_origin = DoNotReplicateId;
 	/* a large transaction spills to disk early rather than grow the worker */
-	SetConfigOption("logical_decoding_work_mem", "16MB", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("logical_decoding_work_mem", "32MB", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("pg_elt streaming worker");
 	PublishStart();
 	before_shmem_exit(PublishExit, (Datum) 0);
