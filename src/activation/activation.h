@@ -151,6 +151,7 @@ extern char *EltDiffQuery(const EltSync *sync, const char *key_condition);
 extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
 							  const char *record_condition);
 extern bool EltSourceKeyIsUnique(const EltSync *sync);
+extern char *EltKeyColumns(const EltSync *sync);
 extern char *EltQualifiedRelation(Oid relid);
 
 /* record_probe.c: the bookkeeping of one key, by index */

@@ -68,14 +68,7 @@ KeyElements(const char *keys_json)
 char *
 EltKeyCondition(const EltSync *sync, const char *keys_json)
 {
-	StringInfoData cols;
-	ListCell   *lc;
-
-	initStringInfo(&cols);
-	foreach(lc, sync->keys)
-		appendStringInfo(&cols, "%sr.%s", cols.len ? ", " : "",
-						 quote_identifier((char *) lfirst(lc)));
-	return psprintf("(%s) IN (SELECT %s FROM %s)", cols.data, KeyCasts(sync),
+	return psprintf("(%s) IN (SELECT %s FROM %s)", EltKeyColumns(sync), KeyCasts(sync),
 					KeyElements(keys_json));
 }
 

@@ -195,9 +195,12 @@ UsesKeyPath(const EltSync *sync)
 		strstr(sync->update_ep.path, "{key}") != NULL;
 }
 
-/* The key of source row r as the bookkeeping stores it: a JSON array. */
-static char *
-KeyExpression(const EltSync *sync)
+/*
+ * EltKeyColumns
+ *		The key columns of source row r, "r.a, r.b", quoted as needed.
+ */
+char *
+EltKeyColumns(const EltSync *sync)
 {
 	StringInfoData cols;
 	ListCell   *lc;
@@ -206,7 +209,14 @@ KeyExpression(const EltSync *sync)
 	foreach(lc, sync->keys)
 		appendStringInfo(&cols, "%sr.%s", cols.len ? ", " : "",
 						 quote_identifier((char *) lfirst(lc)));
-	return psprintf("pg_catalog.jsonb_build_array(%s)::pg_catalog.text", cols.data);
+	return cols.data;
+}
+
+/* The key of source row r as the bookkeeping stores it: a JSON array. */
+static char *
+KeyExpression(const EltSync *sync)
+{
+	return psprintf("pg_catalog.jsonb_build_array(%s)::pg_catalog.text", EltKeyColumns(sync));
 }
 
 /* FROM source AS r, with the sync's filter and key_condition. */
