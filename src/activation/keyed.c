@@ -7,7 +7,7 @@
  * Keys arrive as a JSON array of arrays of key values as text, in the
  * order of the sync's key columns (how the output plugin reports them).
  * They are cast to the source columns' types, so the source is read by its
- * index, and rebuilt with jsonb_build_array to match the bookkeeping's form.
+ * index, and rebuilt with json_build_array to match the bookkeeping's form.
  */
 #include "postgres.h"
 
@@ -80,6 +80,6 @@ EltKeyCondition(const EltSync *sync, const char *keys_json)
 char *
 EltKeyRecordsCondition(const EltSync *sync, const char *keys_json)
 {
-	return psprintf("key = ANY (ARRAY(SELECT pg_catalog.jsonb_build_array(%s)::pg_catalog.text"
+	return psprintf("key = ANY (ARRAY(SELECT pg_catalog.json_build_array(%s)::pg_catalog.text"
 					" FROM %s))", KeyCasts(sync), KeyElements(keys_json));
 }

@@ -94,28 +94,26 @@ EltRecordProbeFind(EltRecordProbe *p, text *key)
 
 	if (p->empty)
 		return NULL;
-	/* the receiver runs under the cursor's resource owner, gone before us */
-	CurrentResourceOwner = p->owner;
-	PG_TRY();
-	{
-		if (p->scan == NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(p->cxt);
 
-			p->scan = index_beginscan(p->heap, p->index, GetActiveSnapshot(), 2, 0);
-			MemoryContextSwitchTo(old);
-		}
-		p->keys[1].sk_argument = PointerGetDatum(key);
-		index_rescan(p->scan, p->keys, 2, NULL, 0);
-		found = index_getnext_slot(p->scan, ForwardScanDirection, p->slot);
-		if (found)
-			slot_getallattrs(p->slot);
-	}
-	PG_FINALLY();
+	/*
+	 * The receiver runs under the cursor's resource owner, which goes before
+	 * the run ends. No PG_TRY here (a probe per row): after an error,
+	 * PortalRunFetch puts its own owner back.
+	 */
+	CurrentResourceOwner = p->owner;
+	if (p->scan == NULL)
 	{
-		CurrentResourceOwner = saved;
+		MemoryContext old = MemoryContextSwitchTo(p->cxt);
+
+		p->scan = index_beginscan(p->heap, p->index, GetActiveSnapshot(), 2, 0);
+		MemoryContextSwitchTo(old);
 	}
-	PG_END_TRY();
+	p->keys[1].sk_argument = PointerGetDatum(key);
+	index_rescan(p->scan, p->keys, 2, NULL, 0);
+	found = index_getnext_slot(p->scan, ForwardScanDirection, p->slot);
+	if (found)
+		slot_getallattrs(p->slot);
+	CurrentResourceOwner = saved;
 	return found ? p->slot : NULL;
 }
 

@@ -212,11 +212,15 @@ EltKeyColumns(const EltSync *sync)
 	return cols.data;
 }
 
-/* The key of source row r as the bookkeeping stores it: a JSON array. */
+/*
+ * The key of source row r as the bookkeeping stores it: a JSON array (json,
+ * not jsonb: the same text for the usual key types, made without a jsonb
+ * in between).
+ */
 static char *
 KeyExpression(const EltSync *sync)
 {
-	return psprintf("pg_catalog.jsonb_build_array(%s)::pg_catalog.text", EltKeyColumns(sync));
+	return psprintf("pg_catalog.json_build_array(%s)::pg_catalog.text", EltKeyColumns(sync));
 }
 
 /* FROM source AS r, with the sync's filter and key_condition. */
