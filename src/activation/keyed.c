@@ -75,11 +75,12 @@ EltKeyCondition(const EltSync *sync, const char *keys_json)
 /*
  * EltKeyRecordsCondition
  *		A condition over the bookkeeping's key that holds for the given keys
- *		only; an array (computed once) so that it is an index condition.
+ *		only: a hashed subquery, not "= ANY (array)", which a sequential scan
+ *		would evaluate by comparing each row with every key.
  */
 char *
 EltKeyRecordsCondition(const EltSync *sync, const char *keys_json)
 {
-	return psprintf("key = ANY (ARRAY(SELECT pg_catalog.json_build_array(%s)::pg_catalog.text"
-					" FROM %s))", KeyCasts(sync), KeyElements(keys_json));
+	return psprintf("key IN (SELECT pg_catalog.json_build_array(%s)::pg_catalog.text"
+					" FROM %s)", KeyCasts(sync), KeyElements(keys_json));
 }

@@ -130,6 +130,17 @@ EltReaderRead(const char *slot, const char *spec, int64 max_lines, TupleDesc lin
 
 	pending = tuplestore_begin_heap(false, false, work_mem);
 	pending_count = 0;
+
+	/*
+	 * Flush what is inserted: the flush pointer can stop inside a record
+	 * (the WAL writer flushes whole pages, and only those, while nothing
+	 * commits), and reading that record would wait for the rest of it to be
+	 * flushed by whatever writes next, up to 15 s (the next running-xacts
+	 * record) on a quiet system, with the staged keys' delivery waiting
+	 * behind. After this, every record that starts before end_of_wal is
+	 * whole.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
 	end_of_wal = GetFlushRecPtr(NULL);
 	while (decoder->reader->EndRecPtr < end_of_wal && pending_count < max_lines)
 	{

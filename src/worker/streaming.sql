@@ -384,8 +384,11 @@ BEGIN
 				SELECT * INTO result
 				FROM elt._activate_keys(st.name, '[' || array_to_string(picked, ',') || ']');
 				IF result.failed = 0 THEN
-					DELETE FROM elt.stream_change c
-					WHERE c.sync_id = st.sync_id AND c.key = ANY (picked);
+					-- a join, not "= ANY (picked)": with stale statistics the
+					-- planner scanned the stage comparing each row with
+					-- every picked key
+					DELETE FROM elt.stream_change c USING unnest(picked) AS p(key)
+					WHERE c.sync_id = st.sync_id AND c.key = p.key;
 					GET DIAGNOSTICS n = ROW_COUNT;
 				END IF;
 			END IF;

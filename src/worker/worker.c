@@ -142,7 +142,7 @@ elt_worker_main(Datum arg)
 	 */
 	replorigin_session_origin = DoNotReplicateId;
 	/* a large transaction spills to disk early rather than grow the worker */
-	SetConfigOption("logical_decoding_work_mem", "32MB", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("logical_decoding_work_mem", "16MB", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("pg_elt streaming worker");
 	PublishStart();
 	before_shmem_exit(PublishExit, (Datum) 0);
