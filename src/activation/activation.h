@@ -153,6 +153,7 @@ extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
 extern bool EltSourceKeyIsUnique(const EltSync *sync);
 extern char *EltKeyColumns(const EltSync *sync);
 extern char *EltQualifiedRelation(Oid relid);
+extern Oid	EltCatalogRelid(const char *name);
 
 /* record_probe.c: the bookkeeping of one key, by index */
 typedef struct EltRecordProbe EltRecordProbe;
@@ -164,7 +165,7 @@ typedef enum EltRecordColumn
 	ELT_RECORD_DESTINATION_ID,
 	ELT_RECORD_NCOLS
 } EltRecordColumn;
-extern EltRecordProbe *EltRecordProbeBegin(int sync_id, bool has_records);
+extern EltRecordProbe *EltRecordProbeBegin(int sync_id);
 extern struct TupleTableSlot *EltRecordProbeFind(EltRecordProbe *p, struct varlena *key);
 extern AttrNumber EltRecordProbeAttnum(EltRecordProbe *p, EltRecordColumn col);
 extern void EltRecordProbeEnd(EltRecordProbe *p);

@@ -17,11 +17,9 @@
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "utils/datum.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -48,9 +46,7 @@ EltBulkInserter *
 EltBulkInserterBegin(const char *relname)
 {
 	EltBulkInserter *ins = palloc0(sizeof(EltBulkInserter));
-	Oid			relid = get_relname_relid(relname, get_namespace_oid("elt", false));
-
-	ins->rel = table_open(relid, RowExclusiveLock);
+	ins->rel = table_open(EltCatalogRelid(relname), RowExclusiveLock);
 	ins->estate = CreateExecutorState();
 	ins->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(ins->rri, ins->rel, 1, NULL, 0);
@@ -62,14 +58,15 @@ EltBulkInserterBegin(const char *relname)
 	return ins;
 }
 
-/* Inserts the waiting rows and their index entries. */
+/* Inserts the waiting rows and their index entries; NULL does nothing. */
 void
 EltBulkInserterFlush(EltBulkInserter *ins)
 {
-	CommandId	cid = GetCurrentCommandId(true);
+	CommandId	cid;
 
-	if (ins->n == 0)
+	if (ins == NULL || ins->n == 0)
 		return;
+	cid = GetCurrentCommandId(true);
 	table_multi_insert(ins->rel, ins->slots, ins->n, cid, 0, ins->bistate);
 	for (int i = 0; i < ins->n; i++)
 	{
@@ -118,10 +115,12 @@ EltBulkInserterAdd(EltBulkInserter *ins, const Datum *values, const bool *isnull
 		EltBulkInserterFlush(ins);
 }
 
-/* Writes what waits and closes the table. */
+/* Writes what waits and closes the table; NULL does nothing. */
 void
 EltBulkInserterEnd(EltBulkInserter *ins)
 {
+	if (ins == NULL)
+		return;
 	EltBulkInserterFlush(ins);
 	for (int i = 0; i < ELT_INSERT_BATCH && ins->slots[i]; i++)
 		ExecDropSingleTupleTableSlot(ins->slots[i]);

@@ -8,7 +8,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
@@ -37,13 +36,13 @@ typedef struct EltReq
 } EltReq;
 
 /*
- * Rows for one table that wait to be written in a single statement: the
- * per-record upserts of elt.sync_record and the attempts of elt.delivery
- * are written ELT_OUTBOX_ROWS at a time, as arrays unnested by one saved
- * plan, instead of one statement per row (which cost more than the HTTP
- * requests). Same transaction, same order; flushed when full, by
- * EltDrain() (before the batch's memory goes and before the next lookup of
- * the bookkeeping) and before any other statement on the same records.
+ * Rows that wait to be written in a single statement: the upserts of the
+ * records of keys the bookkeeping already had are written ELT_OUTBOX_ROWS
+ * at a time, as arrays unnested by one saved plan, instead of one
+ * statement per row (which cost more than the HTTP requests). Records of
+ * new keys and the request log go through bulk_insert.c instead. Same
+ * transaction, same order; flushed when full, by EltDrain() (before the
+ * batch's memory goes) and before any other statement on the same records.
  */
 #define ELT_OUTBOX_ROWS 1000
 #define ELT_OUTBOX_MAX_COLS 10
@@ -204,13 +203,6 @@ OutboxAdd(Outbox *box, const Datum *values, const bool *isnull)
 		OutboxFlush(box);
 }
 
-static void
-FlushNewRecords(EltRun *run)
-{
-	if (run->new_records)
-		EltBulkInserterFlush(run->new_records);
-}
-
 /*
  * EltRecordOutcome
  *		Upserts the record of a key: its state, the hash of the version it
@@ -263,7 +255,7 @@ EltForgetRecord(EltRun *run, const char *key)
 	Datum		v[2];
 	bool		n[2] = {0};
 
-	FlushNewRecords(run);
+	EltBulkInserterFlush(run->new_records);
 	OutboxFlush((Outbox *) run->record_box);
 	v[0] = Int32GetDatum(run->sync->id);
 	v[1] = CStringGetTextDatum(key);
@@ -344,7 +336,7 @@ EltDeliveryStart(EltRun *run)
 
 		run->new_records = EltBulkInserterBegin("sync_record");
 		run->log = EltBulkInserterBegin("delivery");
-		run->log_seq = get_relname_relid("delivery_id_seq", get_namespace_oid("elt", false));
+		run->log_seq = EltCatalogRelid("delivery_id_seq");
 		MemoryContextSwitchTo(old);
 	}
 }
@@ -665,9 +657,8 @@ EltDrain(EltRun *run)
 	EltFlushPending(run);
 	if (run->engine)
 		EltHttpRunUntilDone(run->engine);
-	if (run->log)
-		EltBulkInserterFlush(run->log);
-	FlushNewRecords(run);
+	EltBulkInserterFlush(run->log);
+	EltBulkInserterFlush(run->new_records);
 	OutboxFlush((Outbox *) run->record_box);
 }
 
@@ -676,10 +667,8 @@ void
 EltDeliveryEnd(EltRun *run)
 {
 	EltDrain(run);
-	if (run->new_records)
-		EltBulkInserterEnd(run->new_records);
-	if (run->log)
-		EltBulkInserterEnd(run->log);
+	EltBulkInserterEnd(run->new_records);
+	EltBulkInserterEnd(run->log);
 	run->new_records = NULL;
 	run->log = NULL;
 }

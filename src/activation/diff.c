@@ -519,24 +519,6 @@ OpenAsOwner(EltRun *run, const char *query)
 	return portal;
 }
 
-/* Does the sync have any bookkeeping yet? */
-static bool
-HasRecords(EltRun *run)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1];
-	MemoryContext cxt = CurrentMemoryContext;
-	bool		found;
-
-	args[0] = Int32GetDatum(run->sync->id);
-	if (SPI_execute_with_args("SELECT FROM elt.sync_record WHERE sync_id = $1 LIMIT 1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "bookkeeping lookup failed");
-	found = SPI_processed > 0;
-	MemoryContextSwitchTo(cxt);
-	return found;
-}
-
 /*
  * DiffAll
  *		Fetches all rows of query through recv (as the sync's owner), each
@@ -598,7 +580,7 @@ EltRunSync(EltRun *run)
 	recv.pub.mydest = DestNone;
 	recv.run = run;
 	recv.ncols = DIFF_NCOLS;
-	recv.probe = EltRecordProbeBegin(sync->id, HasRecords(run));
+	recv.probe = EltRecordProbeBegin(sync->id);
 	DiffAll(run, EltDiffQuery(sync, key_condition), &recv, fetch);
 	EltRecordProbeEnd(recv.probe);
 

@@ -18,7 +18,6 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/namespace.h"
 #include "executor/tuptable.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -47,20 +46,32 @@ static const char *const record_columns[ELT_RECORD_NCOLS] = {
 	"state", "payload_hash", "confirmed_hash", "destination_id"
 };
 
+/* Does the sync have any record yet? One scan on the index's first column. */
+static bool
+HasRecords(EltRecordProbe *p)
+{
+	IndexScanDesc scan = index_beginscan(p->heap, p->index, GetActiveSnapshot(), 1, 0);
+	bool		found;
+
+	index_rescan(scan, p->keys, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, p->slot);
+	index_endscan(scan);
+	ExecClearTuple(p->slot);
+	return found;
+}
+
 /*
  * EltRecordProbeBegin
- *		Opens the bookkeeping of a sync for probes; has_records false says
- *		the sync had none when the run began (a first run), and then no
- *		probe touches the index.
+ *		Opens the bookkeeping of a sync for probes. If the sync has no
+ *		records yet (a first run), no probe touches the index.
  */
 EltRecordProbe *
-EltRecordProbeBegin(int sync_id, bool has_records)
+EltRecordProbeBegin(int sync_id)
 {
 	EltRecordProbe *p = palloc0(sizeof(EltRecordProbe));
-	Oid			relid = get_relname_relid("sync_record", get_namespace_oid("elt", false));
+	Oid			relid = EltCatalogRelid("sync_record");
 	Oid			pk;
 
-	p->empty = !has_records;
 	p->cxt = CurrentMemoryContext;
 	p->owner = CurrentResourceOwner;
 	p->heap = table_open(relid, AccessShareLock);
@@ -78,6 +89,7 @@ EltRecordProbeBegin(int sync_id, bool has_records)
 	ScanKeyInit(&p->keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(sync_id));
 	ScanKeyEntryInitialize(&p->keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   p->index->rd_indcollation[1], F_TEXTEQ, (Datum) 0);
+	p->empty = !HasRecords(p);
 	return p;
 }
 

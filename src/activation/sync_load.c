@@ -48,6 +48,21 @@ EltQualifiedRelation(Oid relid)
 									  rel);
 }
 
+/*
+ * EltCatalogRelid
+ *		The OID of the extension's relation elt.<name> (a table, an index, a
+ *		sequence).
+ */
+Oid
+EltCatalogRelid(const char *name)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("elt", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation elt.%s of pg_elt is missing", name);
+	return relid;
+}
+
 /* Text of column i (1-based) of the current SPI row, or NULL. */
 static char *
 GetText(HeapTuple tup, TupleDesc desc, int i)

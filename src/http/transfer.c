@@ -145,6 +145,20 @@ MethodIsValid(const char *method)
 	return true;
 }
 
+/* Adds a header line to a transfer's list. */
+static void
+AppendHeader(EltHttpTransfer *t, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(t->headers, line);
+
+	if (l == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("curl_slist_append failed.")));
+	t->headers = l;
+}
+
 /*
  * NewEasy
  *		A new easy handle with the options that never change between
@@ -254,27 +268,9 @@ EltHttpStartTransfer(EltHttpEngine *engine, EltHttpTransfer *t)
 	lane->in_flight++;
 
 	foreach(lc, req->headers)
-	{
-		struct curl_slist *l = curl_slist_append(t->headers, (const char *) lfirst(lc));
-
-		if (l == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory"),
-					 errdetail("curl_slist_append failed.")));
-		t->headers = l;
-	}
-	{
-		/* no "Expect: 100-continue" round trip on larger bodies */
-		struct curl_slist *l = curl_slist_append(t->headers, "Expect:");
-
-		if (l == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory"),
-					 errdetail("curl_slist_append failed.")));
-		t->headers = l;
-	}
+		AppendHeader(t, (const char *) lfirst(lc));
+	/* no "Expect: 100-continue" round trip on larger bodies */
+	AppendHeader(t, "Expect:");
 
 #define SETOPT(option, value) \
 	do { if (rc == CURLE_OK) rc = curl_easy_setopt(easy, option, value); } while (0)
