@@ -279,17 +279,7 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 							 psprintf("failed validate: %s", sync->validate));
 		return false;
 	}
-	if (k && SameText(k->state, "confirmed") && SameText(k->confirmed_hash, row->hash))
-	{
-		run->unchanged++;
-		return false;
-	}
-	if (k && !SameText(k->state, "confirmed") && SameText(k->payload_hash, row->hash))
-	{
-		/* rejected or dead-lettered: not again until the data changes */
-		run->unchanged++;
-		return false;
-	}
+	/* valid rows that did not change never get here (DiffReceive) */
 	row->destination_id = k ? k->destination_id : NULL;
 	row->had_dead_letter = k && SameText(k->state, "failed");
 
