@@ -128,5 +128,19 @@ check "batch refused as a whole is split until the bad record is alone" "$r" "11
 check "destination holds every good record" \
 	"$(mock_same_as "SELECT jsonb_build_object('email', email, 'name', name) FROM act_modes.contacts WHERE id BETWEEN 10 AND 20" leads)" t
 
+# pruning a run takes its logged requests; dropping syncs takes their records,
+# requests and dead letters (triggers: these tables have no foreign keys)
+ids=$(q "SELECT string_agg(id::text, ',') FROM elt.sync WHERE name LIKE 'act\_%'")
+owned() {
+	q "SELECT (SELECT count(*) FROM elt.sync_record WHERE sync_id IN ($ids))
+		+ (SELECT count(*) FROM elt.delivery WHERE sync_id IN ($ids))
+		+ (SELECT count(*) FROM elt.dead_letter WHERE sync_id IN ($ids))"
+}
+run=$(q "SELECT run_id FROM elt.delivery WHERE sync_id IN ($ids) LIMIT 1")
+[ -n "$run" ] || fail "no logged request to prune"
+q "DELETE FROM elt.sync_run WHERE id = $run" >/dev/null
+check "a pruned run's requests go with it" "$(q "SELECT count(*) FROM elt.delivery WHERE run_id = $run")" 0
+[ "$(owned)" -gt 0 ] || fail "the syncs have no bookkeeping to drop"
 psql -XAtq -c "SELECT elt.drop_destination('act_crm', cascade => true); SELECT elt.drop_destination('act_bulk', cascade => true); DROP SCHEMA act_modes CASCADE" >/dev/null
+check "dropped syncs leave no records, logged requests or dead letters" "$(owned)" 0
 echo "all ok"
