@@ -1,12 +1,32 @@
 # A fast HTTP sink for benchmarks: Debian's nginx with its own config in a
 # work directory, on 127.0.0.1 at a free port, answering every request with
 # 200 {"ok":true}, keep-alive on. Source this file, then:
-#   nginx_sink_start WORKDIR   sets NGINX_PID and NGINX_URL
-#   nginx_sink_stop            stops it by its PID
+#   nginx_sink_start WORKDIR [ARRIVALS]   sets NGINX_PID and NGINX_URL
+#   nginx_sink_stop                       stops it by its PID
+# With ARRIVALS (a file), each request is logged there as one JSON line,
+# {"time": <epoch seconds, ms precision>, "body": "<request body>"}, written
+# once the answer is sent (so an upper bound of the arrival time). nginx reads
+# a body only to pass it on: such a sink passes requests to a second server
+# block of its own that answers them.
 
 nginx_sink_start() {
-	local work=$1 port i reply
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	local work=$1 arrivals=${2:-} port answer_port i reply
+	read -r port answer_port < <(python3 -c '
+import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
+	local front="location / { return 200 '{\"ok\":true}'; }" back=""
+	if [ -n "$arrivals" ]; then
+		front="access_log $arrivals arrivals;
+		location / { proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://answer; }"
+		back="upstream answer { server 127.0.0.1:$answer_port; keepalive 32; }
+	server {
+		listen 127.0.0.1:$answer_port;
+		default_type application/json;
+		location / { return 200 '{\"ok\":true}'; }
+	}"
+	fi
 	cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -15,6 +35,7 @@ error_log $work/error.log warn;
 events { worker_connections 1024; }
 http {
 	access_log off;
+	log_format arrivals escape=json '{"time":\$msec,"body":"\$request_body"}';
 	keepalive_timeout 60s;
 	keepalive_requests 10000000;
 	client_body_buffer_size 1m;
@@ -27,8 +48,9 @@ http {
 	server {
 		listen 127.0.0.1:$port;
 		default_type application/json;
-		location / { return 200 '{"ok":true}'; }
+		$front
 	}
+	$back
 }
 CONF
 	nginx -e "$work/error.log" -p "$work" -c "$work/nginx.conf" &
