@@ -11,6 +11,7 @@ PACKAGES=(
 	libjansson-dev               # JSON
 	python3                      # the mock destination
 	curl                         # tests talk to the mock destination
+	jq                           # tests read the requests the mock recorded
 	make gcc
 )
 [ "${ELT_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(nginx-light wrk bc)
