@@ -42,7 +42,12 @@ ReadSecretFile(const char *path)
 				 errmsg("secret file path must be absolute"),
 				 errdetail("The reference names \"%s\".", path),
 				 errhint("Write the secret as 'file:/absolute/path'.")));
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	/*
+	 * O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer, deaf to cancel and terminate; open returns at once and fstat
+	 * below refuses it. Regular files ignore the flag.
+	 */
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),

@@ -1,21 +1,53 @@
 #!/usr/bin/env bash
-# Activation security: secrets (literal and file: reference) reach the
-# destination but never the server log, a view or an error; file references
-# must be private to the server's OS user; a role without SELECT cannot sync
-# a table; row-level security filters what a sync sends; the cloud metadata
-# address and private addresses are refused.
+# Activation security: secrets (literal, file: and env: reference) reach the
+# destination but never the server log, a view or an error; a rotated file
+# secret is used by the next run; file references must name a regular file
+# private to the server's OS user; a role without SELECT cannot sync a table;
+# row-level security filters what a sync sends; the cloud metadata address and
+# private addresses are refused.
 . "$ELT_ROOT/test/lib/activation.sh"
 
 LIT=CANARY-lit-7f3a9
 FILE_SECRET=CANARY-file-51c2e
+BEARER_SECRET=CANARY-bearer-90d4b
+ROTATED_SECRET=CANARY-rotated-e27c8
+ENV_SECRET=CANARY-env-3d8b1
 secret_file=$CLUSTER_DIR/act_secret
+bearer_file=$CLUSTER_DIR/act_secret_bearer
 loose_file=$CLUSTER_DIR/act_secret_loose
+group_file=$CLUSTER_DIR/act_secret_group
 printf '%s\n' "$FILE_SECRET" | as_server_user tee "$secret_file" >/dev/null
 as_server_user chmod 600 "$secret_file"
+# secret.c drops every trailing CR and LF, so a CRLF line and a blank line too
+printf '%s\r\n\n' "$BEARER_SECRET" | as_server_user tee "$bearer_file" >/dev/null
+as_server_user chmod 600 "$bearer_file"
 printf '%s\n' "$FILE_SECRET" | as_server_user tee "$loose_file" >/dev/null
 as_server_user chmod 644 "$loose_file"
+printf '%s\n' "$FILE_SECRET" | as_server_user tee "$group_file" >/dev/null
+as_server_user chmod 640 "$group_file"
 errors=$CLUSTER_DIR/act_security_errors.txt
 : >"$errors"
+
+# elt_contents [TABLE]: every row of every table and view of schema elt as
+# text, prefixed by the relation's name (TABLE left out), to search for secrets.
+elt_contents() {
+	psql -XAtq -v ON_ERROR_STOP=1 -v skip="${1:-}" <<'SQL'
+SELECT format('SELECT %L || '': '' || x::text FROM %s x', c.oid::regclass, c.oid::regclass)
+FROM pg_class c
+WHERE c.relnamespace = 'elt'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+	AND c.oid::regclass::text <> :'skip'
+ORDER BY 1
+\gexec
+SQL
+}
+
+# bearer_count SECRET [K=V ...]: requests the mock received (same filters as
+# mock_requests) with "Authorization: Bearer SECRET".
+bearer_count() {
+	local s=$1
+	shift
+	mock_requests "$@" | jq --arg s "Bearer $s" '[.[] | select(.headers.Authorization == $s)] | length'
+}
 
 psql -XAtq -v ON_ERROR_STOP=1 <<SQL >/dev/null
 ALTER SYSTEM SET log_min_messages = 'debug1';
@@ -32,13 +64,32 @@ INSERT INTO act_sec.people SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END
 SELECT elt.create_destination('acts_lit', '$MOCK_URL', secret => '$LIT');
 SELECT elt.create_destination('acts_file', '$MOCK_URL', secret => 'file:$secret_file',
 	auth_header => 'X-Api-Key', auth_scheme => '');
+SELECT elt.create_destination('acts_bearer', '$MOCK_URL', secret => 'file:$bearer_file');
 SQL
+check "the secret file is the server user's, mode 0600" \
+	"$(stat -c '%U %a' "$bearer_file")" "$(as_server_user id -un) 600"
+check "elt.destinations shows the file reference itself" \
+	"$(q "SELECT secret FROM elt.destinations WHERE name = 'acts_bearer'")" "file:$bearer_file"
 
 # --- file references must be private -------------------------------------------
 psql -XAtq -c "SELECT elt.create_destination('acts_loose', '$MOCK_URL', secret => 'file:$loose_file')" 2>>"$errors" &&
 	fail "a secret file readable by others is refused"
 grep -q "is readable by others" "$errors" || fail "the refusal says why"
 echo "ok - a secret file readable by others is refused"
+psql -XAtq -c "SELECT elt.create_destination('acts_group', '$MOCK_URL', secret => 'file:$group_file')" 2>>"$errors" &&
+	fail "a secret file readable by its group is refused"
+grep -q "(mode 0640 found)" "$errors" || fail "the refusal names the mode"
+echo "ok - a secret file readable by its group is refused"
+# a FIFO is refused at once: opening it for reading must not wait for a writer
+fifo=$CLUSTER_DIR/act_secret_fifo
+as_server_user mkfifo -m 600 "$fifo"
+out=$(timeout 15 psql -XAtq -c "SELECT elt.create_destination('acts_fifo', '$MOCK_URL', secret => 'file:$fifo')" 2>&1) &&
+	fail "a FIFO as a secret file is refused"
+echo "$out" >>"$errors"
+case $out in *"is not a regular file"*) echo "ok - a FIFO as a secret file is refused at once" ;;
+	*)	# let the backend that waits in open() go
+		as_server_user timeout 5 sh -c ": >'$fifo'" || true
+		fail "a FIFO as a secret file is refused at once: $out" ;; esac
 
 # --- secrets reach the destination -------------------------------------------
 q "SELECT elt.create_sync('acts_s1', 'act_sec.people', 'acts_lit', '{id}', upsert_endpoint => 'POST /hook')" >/dev/null
@@ -49,10 +100,58 @@ check "the literal secret is sent as a bearer token" \
 	"$(mock_requests | jq --arg s "Bearer $LIT" '[.[] | select(.headers.Authorization == $s)] | length')" 10
 check "the file secret is sent in the configured header" \
 	"$(mock_requests | jq --arg s "$FILE_SECRET" '[.[] | select(.headers["X-Api-Key"] == $s)] | length')" 9
+q "SELECT elt.create_sync('acts_s3', 'act_sec.people', 'acts_bearer', '{id}', upsert_endpoint => 'POST /hook/bearer')" >/dev/null
+q "SELECT elt.activate('acts_s3')" >/dev/null
+check "the file secret is sent as a bearer token, without its line breaks" \
+	"$(bearer_count "$BEARER_SECRET" path_prefix=/hook/bearer)/$(mock_count path_prefix=/hook/bearer)" 10/10
 check "preview masks it" "$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_s1')")" ""
 q "UPDATE act_sec.people SET email = upper(email)" >/dev/null
 check "preview masks it (with changes pending)" \
 	"$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_s1')")" "Bearer ********"
+check "preview masks a file secret" \
+	"$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_s3')")" "Bearer ********"
+# the file is read at every run: a rotated secret is used by the next one
+printf '%s\n' "$ROTATED_SECRET" | as_server_user tee "$bearer_file" >/dev/null
+q "SELECT elt.activate('acts_s3')" >/dev/null
+check "a rotated file secret is used by the next run" \
+	"$(bearer_count "$ROTATED_SECRET" path_prefix=/hook/bearer)/$(mock_count path_prefix=/hook/bearer)" 10/20
+
+# --- an env: reference, on a cluster started with the variable ----------------
+# The server reads its environment when it starts, and the shared cluster was
+# started without the variable: start one of this test's own, in a subshell
+# whose exit stops and removes it (cluster_start's trap).
+(
+	export ELT_TEST_ACT_TOKEN=$ENV_SECRET
+	cluster_start "log_min_messages = debug1" "log_error_verbosity = verbose" "log_statement = 'all'" \
+		"elt.http_allowed_networks = '127.0.0.1/32'"
+	grep -qxzF "ELT_TEST_ACT_TOKEN=$ENV_SECRET" "/proc/$CLUSTER_PID/environ" ||
+		fail "the postmaster ($CLUSTER_PID) has ELT_TEST_ACT_TOKEN in its environment"
+	echo "ok - the postmaster ($CLUSTER_PID) has ELT_TEST_ACT_TOKEN in its environment"
+	psql -XAtq -v ON_ERROR_STOP=1 <<SQL >/dev/null
+CREATE EXTENSION pg_elt;
+CREATE TABLE people (id int PRIMARY KEY, email text);
+INSERT INTO people SELECT g, 'p' || g || '@example.com' FROM generate_series(1, 5) g;
+SELECT elt.create_destination('acts_env', '$MOCK_URL', secret => 'env:ELT_TEST_ACT_TOKEN');
+SELECT elt.create_sync('acts_env', 'public.people', 'acts_env', '{id}', upsert_endpoint => 'POST /hook/env');
+SQL
+	check "elt.destinations shows the env reference itself" \
+		"$(q "SELECT secret FROM elt.destinations WHERE name = 'acts_env'")" "env:ELT_TEST_ACT_TOKEN"
+	check "the env secret: every row delivered" "$(q "SELECT inserted FROM elt.activate('acts_env')")" 5
+	check "the env secret is sent as a bearer token" \
+		"$(bearer_count "$ENV_SECRET" path_prefix=/hook/env)/$(mock_count path_prefix=/hook/env)" 5/5
+	q "UPDATE people SET email = upper(email)" >/dev/null
+	check "preview masks an env secret" \
+		"$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_env')")" "Bearer ********"
+	contents=$(elt_contents)
+	grep -q "env:ELT_TEST_ACT_TOKEN" <<<"$contents" || fail "the tables and views returned the reference"
+	if grep -qF "$ENV_SECRET" <<<"$contents"; then fail "the env secret appears in a table or view"; fi
+	echo "ok - the env secret is in no table or view of schema elt ($(wc -l <<<"$contents") rows)"
+	psql -XAtq -c "SELECT pg_rotate_logfile()" >/dev/null 2>&1 || true
+	grep -q "statement: SELECT elt.create_destination('acts_env'" "$CLUSTER_DIR/server.log" ||
+		fail "the server log has the statements"
+	if grep -qF "$ENV_SECRET" "$CLUSTER_DIR/server.log"; then fail "the env secret appears in the server log"; fi
+	echo "ok - the env secret is not in the server log"
+)
 
 # --- Standard Webhooks signatures verify with the shared secret ---------------
 mock_reset
@@ -123,12 +222,11 @@ for url in http://169.254.169.254/latest/meta-data http://10.11.12.13:8080/api; 
 done
 
 # --- the canaries are nowhere -------------------------------------------------------
-views=$(psql -XAtq -c "SELECT d::text FROM elt.destinations d" -c "SELECT s::text FROM elt.sync_status s" \
-	-c "SELECT r::text FROM elt.sync_records r" -c "SELECT x::text FROM elt.deliveries x" \
-	-c "SELECT x::text FROM elt.dead_letters x" -c "SELECT x::text FROM elt.sync_run x")
-[ -n "$views" ] || fail "the views returned something to search"
-if grep -q CANARY <<<"$views"; then fail "a secret appears in a view"; fi
-echo "ok - no secret in any view"
+# elt.destination_secret is where literal secrets are kept (no view shows it)
+views=$(elt_contents elt.destination_secret)
+grep -q "file:$bearer_file" <<<"$views" || fail "the tables and views returned something to search"
+if grep -q CANARY <<<"$views"; then fail "a secret appears in a table or view"; fi
+echo "ok - no secret in any table or view but elt.destination_secret ($(wc -l <<<"$views") rows)"
 [ -s "$errors" ] || fail "errors were captured"
 if grep -q CANARY "$errors"; then fail "a secret appears in an error"; fi
 echo "ok - no secret in any error ($(wc -l <"$errors") lines)"
