@@ -12,7 +12,7 @@ ROOT=$PWD
 PATTERN=
 [ "${1:-}" = -k ] && PATTERN=${2:-}
 
-test/deps.sh || exit 1
+test/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 . test/lib/cluster.sh
 
 echo "== build"
@@ -84,6 +84,10 @@ if [ $failed -gt 0 ]; then
 	server_log_tail 60
 	echo "----"
 	echo "failed: ${failures[*]}"
+fi
+if [ $((passed + failed)) -eq 0 ]; then
+	echo "no test matches \"$PATTERN\""
+	failed=1
 fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
