@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/attnum.h"
+#include "storage/itemptr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
@@ -69,6 +70,7 @@ typedef struct EltRow
 	char	   *destination_id; /* known id at the destination, or NULL */
 	bool		had_dead_letter;
 	bool		known;			/* the bookkeeping had the key when diffed */
+	ItemPointerData record_tid; /* where the diff found its record, if it did */
 	EltOp		op;
 } EltRow;
 
@@ -94,8 +96,8 @@ typedef struct EltRun
 	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
 								 * when a unique index makes keys unique */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
-	struct EltBulkInserter *new_records;	/* records of new keys waiting */
-	struct EltBulkInserter *log;	/* elt.delivery rows waiting */
+	struct EltTableWriter *records;	/* elt.sync_record: new keys in bulk, known ones by TID */
+	struct EltTableWriter *log;	/* elt.delivery rows waiting */
 	Oid			log_seq;		/* elt.delivery's id sequence */
 
 	/* records waiting to fill a batch, per operation (create, update) */
@@ -170,13 +172,16 @@ extern struct TupleTableSlot *EltRecordProbeFind(EltRecordProbe *p, struct varle
 extern AttrNumber EltRecordProbeAttnum(EltRecordProbe *p, EltRecordColumn col);
 extern void EltRecordProbeEnd(EltRecordProbe *p);
 
-/* bulk_insert.c: bookkeeping rows written in bulk */
-typedef struct EltBulkInserter EltBulkInserter;
-extern EltBulkInserter *EltBulkInserterBegin(const char *relname);
-extern void EltBulkInserterAdd(EltBulkInserter *ins, const Datum *values,
+/* table_writer.c: bookkeeping rows written in bulk */
+typedef struct EltTableWriter EltTableWriter;
+extern EltTableWriter *EltTableWriterBegin(const char *relname);
+extern void EltTableWriterAdd(EltTableWriter *w, const Datum *values,
 							   const bool *isnull);
-extern void EltBulkInserterFlush(EltBulkInserter *ins);
-extern void EltBulkInserterEnd(EltBulkInserter *ins);
+extern void EltTableWriterFlush(EltTableWriter *w);
+extern bool EltTableWriterUpdate(EltTableWriter *w, ItemPointer tid, int nmatch,
+								 const Datum *values, const bool *isnull,
+								 const bool *replace);
+extern void EltTableWriterEnd(EltTableWriter *w);
 
 /* keyed.c: restricting a run to given keys (the streaming worker's) */
 extern char *EltKeyCondition(const EltSync *sync, const char *keys_json);

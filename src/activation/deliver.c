@@ -40,7 +40,7 @@ typedef struct EltReq
  * records of keys the bookkeeping already had are written ELT_OUTBOX_ROWS
  * at a time, as arrays unnested by one saved plan, instead of one
  * statement per row (which cost more than the HTTP requests). Records of
- * new keys and the request log go through bulk_insert.c instead. Same
+ * new keys and the request log go through table_writer.c instead. Same
  * transaction, same order; flushed when full, by EltDrain() (before the
  * batch's memory goes) and before any other statement on the same records.
  */
@@ -214,9 +214,13 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 				 const char *confirmed_hash, const char *destination_id,
 				 int attempts, long status, const char *error)
 {
-	Datum		v[9];
-	bool		n[9] = {0};
+	/* a row of elt.sync_record: sync_id, then what the outbox takes */
+	Datum		values[10];
+	bool		nulls[10] = {0};
+	Datum	   *v = values + 1;
+	bool	   *n = nulls + 1;
 
+	values[0] = Int32GetDatum(run->sync->id);
 	v[0] = CStringGetTextDatum(row->key);
 	v[1] = CStringGetTextDatum(state);
 	v[2] = CStringGetTextDatum(row->hash);
@@ -227,9 +231,7 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 	n[6] = (status == 0);
 	v[7] = TextOrNull(error, &n[7]);
 	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
-	if (row->known)
-		OutboxAdd((Outbox *) run->record_box, v, n);
-	else
+	if (!row->known)
 	{
 		/*
 		 * A key the bookkeeping did not have: inserted in bulk, without an
@@ -237,15 +239,19 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 		 * else adds records of the sync meanwhile, and a key has one outcome
 		 * per run.
 		 */
-		Datum		row_values[10];
-		bool		row_nulls[10];
-
-		row_values[0] = Int32GetDatum(run->sync->id);
-		row_nulls[0] = false;
-		memcpy(row_values + 1, v, sizeof(v));
-		memcpy(row_nulls + 1, n, sizeof(n));
-		EltBulkInserterAdd(run->new_records, row_values, row_nulls);
+		EltTableWriterAdd(run->records, values, nulls);
+		return;
 	}
+	if (run->records && ItemPointerIsValid(&row->record_tid))
+	{
+		/* where the diff found it, if still the same (sync_id, key) */
+		bool		replace[10] = {false, false, true, true, !n[3], !n[4], true, true, true, true};
+
+		if (EltTableWriterUpdate(run->records, (ItemPointer) &row->record_tid, 2,
+								 values, nulls, replace))
+			return;
+	}
+	OutboxAdd((Outbox *) run->record_box, v, n);
 }
 
 /* Removes the record and any dead letter of a key. */
@@ -255,7 +261,7 @@ EltForgetRecord(EltRun *run, const char *key)
 	Datum		v[2];
 	bool		n[2] = {0};
 
-	EltBulkInserterFlush(run->new_records);
+	EltTableWriterFlush(run->records);
 	OutboxFlush((Outbox *) run->record_box);
 	v[0] = Int32GetDatum(run->sync->id);
 	v[1] = CStringGetTextDatum(key);
@@ -334,8 +340,8 @@ EltDeliveryStart(EltRun *run)
 	{
 		MemoryContext old = MemoryContextSwitchTo(run->run_cxt);
 
-		run->new_records = EltBulkInserterBegin("sync_record");
-		run->log = EltBulkInserterBegin("delivery");
+		run->records = EltTableWriterBegin("sync_record");
+		run->log = EltTableWriterBegin("delivery");
 		run->log_seq = EltCatalogRelid("delivery_id_seq");
 		MemoryContextSwitchTo(old);
 	}
@@ -389,7 +395,7 @@ OnAttempt(EltHttpRequest *http, void *arg)
 	v[12] = TextOrNull(keep_response && http->response ?
 					   pnstrdup(http->response, Min(strlen(http->response), 2000)) : NULL,
 					   &n[12]);
-	EltBulkInserterAdd(run->log, v, n);
+	EltTableWriterAdd(run->log, v, n);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(run->attempt_cxt);
 }
@@ -657,8 +663,8 @@ EltDrain(EltRun *run)
 	EltFlushPending(run);
 	if (run->engine)
 		EltHttpRunUntilDone(run->engine);
-	EltBulkInserterFlush(run->log);
-	EltBulkInserterFlush(run->new_records);
+	EltTableWriterFlush(run->log);
+	EltTableWriterFlush(run->records);
 	OutboxFlush((Outbox *) run->record_box);
 }
 
@@ -667,9 +673,9 @@ void
 EltDeliveryEnd(EltRun *run)
 {
 	EltDrain(run);
-	EltBulkInserterEnd(run->new_records);
-	EltBulkInserterEnd(run->log);
-	run->new_records = NULL;
+	EltTableWriterEnd(run->records);
+	EltTableWriterEnd(run->log);
+	run->records = NULL;
 	run->log = NULL;
 }
 

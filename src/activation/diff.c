@@ -375,7 +375,12 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 	item->row->key_path = SlotText(slot, COL_KEY_PATH);
 	memcpy(item->row->hash, hash, sizeof(item->row->hash));
 	if (record)
+	{
 		item->known = CopyKnown(recv, record);
+		item->row->record_tid = record->tts_tid;
+	}
+	else
+		ItemPointerSetInvalid(&item->row->record_tid);
 	item->row->known = record != NULL;
 	MemoryContextSwitchTo(old);
 	return true;

@@ -102,6 +102,7 @@ TupleTableSlot *
 EltRecordProbeFind(EltRecordProbe *p, text *key)
 {
 	ResourceOwner saved = CurrentResourceOwner;
+	MemoryContext old;
 	bool		found;
 
 	if (p->empty)
@@ -113,18 +114,21 @@ EltRecordProbeFind(EltRecordProbe *p, text *key)
 	 * PortalRunFetch puts its own owner back.
 	 */
 	CurrentResourceOwner = p->owner;
-	if (p->scan == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(p->cxt);
 
+	/*
+	 * In the scan's own context, not the fetch's: btree allocates memory of
+	 * the scan on the way (the list of dead entries to mark) that the end
+	 * of the scan frees.
+	 */
+	old = MemoryContextSwitchTo(p->cxt);
+	if (p->scan == NULL)
 		p->scan = index_beginscan(p->heap, p->index, GetActiveSnapshot(), 2, 0);
-		MemoryContextSwitchTo(old);
-	}
 	p->keys[1].sk_argument = PointerGetDatum(key);
 	index_rescan(p->scan, p->keys, 2, NULL, 0);
 	found = index_getnext_slot(p->scan, ForwardScanDirection, p->slot);
 	if (found)
 		slot_getallattrs(p->slot);
+	MemoryContextSwitchTo(old);
 	CurrentResourceOwner = saved;
 	return found ? p->slot : NULL;
 }
