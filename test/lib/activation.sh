@@ -34,13 +34,17 @@ fail() {
 # records SQL returns (a set of jsonb objects, compared without "id").
 mock_same_as() {
 	local state
-	state=$(mock_state "$2")
-	psql -XAtq -v ON_ERROR_STOP=1 -v state="$state" <<SQL
+	state=$(mktemp)
+	mock_state "$2" >"$state"
+	# read by psql itself: a large state does not fit in an argument
+	psql -XAtq -v ON_ERROR_STOP=1 <<SQL
+\\set state \`cat $state\`
 WITH dest AS (SELECT value - 'id' AS rec FROM jsonb_each((:'state')::jsonb -> 'records')),
      src AS ($1)
 SELECT (SELECT count(*) FROM (SELECT rec FROM dest EXCEPT ALL SELECT * FROM src) a) = 0
    AND (SELECT count(*) FROM (SELECT * FROM src EXCEPT ALL SELECT rec FROM dest) b) = 0
 SQL
+	rm -f "$state"
 }
 
 psql -XAtq -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
