@@ -93,8 +93,8 @@ typedef struct EltRun
 	MemoryContext run_cxt;		/* lives for the call */
 	MemoryContext batch_cxt;	/* reset after each batch of source rows */
 	MemoryContext attempt_cxt;	/* reset after each logged attempt */
-	void	   *seen;			/* digests of the keys seen (diff.c), or NULL
-								 * when a unique index makes keys unique */
+	void	   *duplicates;		/* keys several source rows have (diff.c), or
+								 * NULL: the source has a unique index on them */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
 	struct EltTableWriter *records;	/* elt.sync_record: new keys in bulk, known ones by TID */
 	struct EltTableWriter *log;	/* elt.delivery rows waiting */
@@ -150,6 +150,7 @@ extern char *EltWebhookSignature(const char *secret, const char *msg_id,
 /* sync_load.c */
 extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
 extern char *EltDiffQuery(const EltSync *sync, const char *key_condition);
+extern char *EltDuplicateKeysQuery(const EltSync *sync, const char *key_condition);
 extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
 							  const char *record_condition);
 extern bool EltSourceKeyIsUnique(const EltSync *sync);

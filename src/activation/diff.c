@@ -33,7 +33,7 @@ typedef struct KeyDigest
 	uint64		h2;
 } KeyDigest;
 
-/* An entry of the set of keys seen in a run. */
+/* An entry of a set of keys. */
 typedef struct SeenKey
 {
 	KeyDigest	digest;
@@ -41,9 +41,8 @@ typedef struct SeenKey
 } SeenKey;
 
 /*
- * The set of keys seen in a run: an open-addressing table (simplehash), one
- * probe per key instead of dynahash's chain of pointers; it holds every key
- * of the source, so lookups miss the cache and that is what counts.
+ * A set of keys (the duplicate keys of a source): an open-addressing table
+ * (simplehash) of digests, one probe per lookup.
  */
 #define SH_PREFIX		eltseen
 #define SH_ELEMENT_TYPE SeenKey
@@ -131,15 +130,12 @@ Digest(const char *s, size_t len)
 	return d;
 }
 
-/* Adds a key to the run's set of seen keys; false if it was there already. */
+/* Is key one that more than one source row has? */
 static bool
-SeeKey(EltRun *run, text *key)
+IsDuplicate(EltRun *run, text *key)
 {
-	bool		found;
-
-	eltseen_insert((eltseen_hash *) run->seen,
-				   Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), &found);
-	return !found;
+	return eltseen_lookup((eltseen_hash *) run->duplicates,
+						  Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key))) != NULL;
 }
 
 /* A text datum of a slot as a C string (in CurrentMemoryContext), or NULL. */
@@ -341,10 +337,11 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 		return true;
 	}
 	key = DatumGetTextPP(slot->tts_values[COL_KEY]);
-	if (run->seen && !SeeKey(run, key))
+	if (run->duplicates && IsDuplicate(run, key))
 	{
 		run->invalid_keys++;
-		EltAddIssue(run, SlotText(slot, COL_KEY), "duplicate key (an earlier row has it)");
+		EltAddIssue(run, SlotText(slot, COL_KEY),
+					"duplicate key (other rows have it too; none of them is sent)");
 		MemoryContextSwitchTo(old);
 		return true;
 	}
@@ -383,6 +380,20 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 		ItemPointerSetInvalid(&item->row->record_tid);
 	item->row->known = record != NULL;
 	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* Receives one duplicate key and adds it to the run's set. */
+static bool
+DuplicateReceive(TupleTableSlot *slot, DestReceiver *self)
+{
+	DiffReceiver *recv = (DiffReceiver *) self;
+	bool		isnull;
+	text	   *key = DatumGetTextPP(slot_getattr(slot, 1, &isnull));
+	bool		found;
+
+	eltseen_insert((eltseen_hash *) recv->run->duplicates,
+				   Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), &found);
 	return true;
 }
 
@@ -559,21 +570,33 @@ EltRunSync(EltRun *run)
 	long		fetch;
 
 	EltDeliveryStart(run);
-	/* a unique index already rules out duplicates: no need to remember keys */
-	if (!EltSourceKeyIsUnique(sync))
-		run->seen = eltseen_create(run->run_cxt, 1024, NULL);
 	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
 										   ALLOCSET_DEFAULT_SIZES);
 	fetch = Min(Max(10000L, 4L * sync->batch_size * sync->lane.concurrency), 50000L);
 	if (run->preview)
 		fetch = Max(run->preview_max, 100);
 
-	recv.pub.receiveSlot = DiffReceive;
 	recv.pub.rStartup = DiffStartup;
 	recv.pub.rShutdown = DiffShutdown;
 	recv.pub.rDestroy = DiffDestroy;
 	recv.pub.mydest = DestNone;
 	recv.run = run;
+
+	/*
+	 * Which of the rows to send is ambiguous when several have one key:
+	 * none of them is sent, so those keys are found first, by a pass over
+	 * the source's keys (same snapshot). A unique index on the key columns
+	 * rules them out, and the pass is skipped.
+	 */
+	if (!EltSourceKeyIsUnique(sync))
+	{
+		run->duplicates = eltseen_create(run->run_cxt, 64, NULL);
+		recv.pub.receiveSlot = DuplicateReceive;
+		recv.ncols = 1;
+		DiffAll(run, EltDuplicateKeysQuery(sync, key_condition), &recv, fetch);
+	}
+
+	recv.pub.receiveSlot = DiffReceive;
 	recv.ncols = DIFF_NCOLS;
 	recv.probe = EltRecordProbeBegin(sync->id);
 	DiffAll(run, EltDiffQuery(sync, key_condition), &recv, fetch);

@@ -289,6 +289,23 @@ EltDiffQuery(const EltSync *sync, const char *key_condition)
 }
 
 /*
+ * EltDuplicateKeysQuery
+ *		The keys that more than one source row in scope has (key_condition
+ *		as for EltDiffQuery). Reads only the key columns.
+ */
+char *
+EltDuplicateKeysQuery(const EltSync *sync, const char *key_condition)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT s.key FROM (SELECT %s AS key", KeyExpression(sync));
+	AppendSourceScan(&q, sync, key_condition);
+	appendStringInfoString(&q, "\n) AS s GROUP BY s.key HAVING pg_catalog.count(*) > 1");
+	return q.data;
+}
+
+/*
  * EltVanishedQuery
  *		Mirror mode: the bookkeeping of the keys the source no longer has
  *		(in the filter's scope), as key, confirmed hash and destination id.

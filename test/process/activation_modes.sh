@@ -128,6 +128,25 @@ check "batch refused as a whole is split until the bad record is alone" "$r" "11
 check "destination holds every good record" \
 	"$(mock_same_as "SELECT jsonb_build_object('email', email, 'name', name) FROM act_modes.contacts WHERE id BETWEEN 10 AND 20" leads)" t
 
+# --- duplicate keys: none of the rows that share a key is sent -------------
+q "CREATE VIEW act_modes.contacts_dup AS
+	SELECT id, name FROM act_modes.contacts WHERE id <= 5
+	UNION ALL SELECT 3, 'another three'" >/dev/null
+q "SELECT elt.create_sync('act_dup', 'act_modes.contacts_dup', 'act_crm', '{id}',
+	upsert_endpoint => 'POST /dups/upsert?key=id')" >/dev/null
+mock_reset
+unique_keys=$(q "SELECT count(*) FROM (SELECT id FROM act_modes.contacts_dup GROUP BY id HAVING count(*) = 1) k")
+r=$(q "SELECT inserted, invalid_keys, issues::text FROM elt.activate('act_dup')")
+check "two rows with key 3: neither is sent, each is reported" "$r" \
+	"$unique_keys"'|2|[{"key": [3], "problem": "duplicate key (other rows have it too; none of them is sent)"}, {"key": [3], "problem": "duplicate key (other rows have it too; none of them is sent)"}]'
+check "the destination got the four other keys only" \
+	"$(mock_same_as "SELECT to_jsonb(c) - 'id' FROM act_modes.contacts_dup c WHERE id <> 3" dups)" t
+q "CREATE OR REPLACE VIEW act_modes.contacts_dup AS
+	SELECT id, name FROM act_modes.contacts WHERE id <= 5
+	UNION ALL SELECT 3, 'another three' WHERE false" >/dev/null
+r=$(q "SELECT inserted, invalid_keys FROM elt.activate('act_dup')")
+check "once the key is unique again, its row is sent" "$r" "1|0"
+
 # pruning a run takes its logged requests; dropping syncs takes their records,
 # requests and dead letters (triggers: these tables have no foreign keys)
 ids=$(q "SELECT string_agg(id::text, ',') FROM elt.sync WHERE name LIKE 'act\_%'")
