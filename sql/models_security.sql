@@ -9,9 +9,10 @@ SELECT p.proname FROM pg_proc p
 WHERE p.pronamespace = 'elt'::regnamespace AND p.prosecdef ORDER BY 1;
 -- every function pins search_path, except the two activation entry points
 -- that resolve a source name in the caller's search_path on purpose (they
--- call only schema-qualified functions)
-SELECT p.proname FROM pg_proc p
-WHERE p.pronamespace = 'elt'::regnamespace AND p.prolang <> 13  -- C functions run no SQL
+-- call only schema-qualified functions) and C functions that run no SQL
+-- (listed here by name, so that a new one is looked at)
+SELECT p.proname, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace = 'elt'::regnamespace
   AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=elt, pg_catalog, pg_temp']
 ORDER BY 1;
 

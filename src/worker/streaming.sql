@@ -416,3 +416,4 @@ BEGIN
 	RETURN settled;
 END
 $$;
+REVOKE ALL ON FUNCTION elt._deliver_streams(int) FROM PUBLIC;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pg_elt demo: a throwaway cluster, sample raw data, models run in
-# dependency order with data tests, then the incremental path; prints what
-# happened and cleans up after itself.
+# dependency order with data tests, the incremental path, activation and
+# real-time streaming to a local mock CRM; prints what happened and cleans
+# up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 test/deps.sh

@@ -104,7 +104,6 @@ q "SELECT elt.create_sync('acts_s3', 'act_sec.people', 'acts_bearer', '{id}', up
 q "SELECT elt.activate('acts_s3')" >/dev/null
 check "the file secret is sent as a bearer token, without its line breaks" \
 	"$(bearer_count "$BEARER_SECRET" path_prefix=/hook/bearer)/$(mock_count path_prefix=/hook/bearer)" 10/10
-check "preview masks it" "$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_s1')")" ""
 q "UPDATE act_sec.people SET email = upper(email)" >/dev/null
 check "preview masks it (with changes pending)" \
 	"$(q "SELECT DISTINCT headers->>'Authorization' FROM elt.preview('acts_s1')")" "Bearer ********"
