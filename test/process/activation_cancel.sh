@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Activation and interrupts: pg_cancel_backend and statement_timeout end an
-# activate() stuck on a hung request within seconds (and nothing is
-# recorded as confirmed); a second activate() of a running sync errors out
+# activate() stuck on a hung request within 2 s, timed in the server (the
+# issue's "within a second", with a second of margin for a busy machine),
+# and nothing is recorded as confirmed; a second activate() of a running sync errors out
 # at once; a long run reports progress in NOTICEs, at most one per 5 s.
 . "$ELT_ROOT/test/lib/activation.sh"
+. "$ELT_ROOT/test/lib/interrupts.sh"
 
 psql -XAtq -v ON_ERROR_STOP=1 <<SQL >/dev/null
 DROP SCHEMA IF EXISTS act_cancel CASCADE;
@@ -33,13 +35,13 @@ start_hung_activate() {
 mock_faults '{"hang": true}' >/dev/null
 start_hung_activate act_cancel_me
 sleep 1	# let it sit in the hung request
-t0=$(date +%s%N)
-q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'act_cancel_me'" >/dev/null
+pid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'act_cancel_me'")
+# from pg_cancel_backend()'s return to the end of the statement, in the server
+ms=$(cancel_and_time "$pid")
 wait $bg || true
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 grep -q "canceling statement due to user request" "$out" || { cat "$out"; fail "activate() was canceled"; }
-[ $ms -lt 5000 ] || fail "cancel returned within 5 s (took $ms ms)"
-echo "ok - cancel during a hung request returned in $ms ms"
+[ "$ms" -ge 0 ] && [ "$ms" -lt 2000 ] || fail "cancel ended activate() within 2 s (took $ms ms)"
+echo "ok - cancel during a hung request ended activate() $ms ms after pg_cancel_backend returned"
 check "nothing is recorded after a cancel" \
 	"$(q "SELECT count(*) FROM elt.sync_records WHERE sync = 'actc_hang'")" 0
 
@@ -58,12 +60,15 @@ check "only the first run sent anything" "$(mock_count)" 1
 # --- statement_timeout --------------------------------------------------------------
 q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'act_first'" >/dev/null
 wait $bg || true
-t0=$(date +%s%N)
-r=$(psql -XAtq -c "SET statement_timeout = '1s'; SELECT elt.activate('actc_hang')" 2>&1 || true)
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-case $r in *"canceling statement due to statement timeout"*) ;; *) fail "statement_timeout ends activate(): $r" ;; esac
-[ $ms -lt 6000 ] || fail "statement_timeout of 1 s returned within 6 s (took $ms ms)"
-echo "ok - statement_timeout of 1 s ended activate() after $ms ms"
+PGAPPNAME=act_timeout psql -XAtq -c "SET statement_timeout = '1s'" -c "SELECT elt.activate('actc_hang')" >"$out" 2>&1 &
+bg=$!
+# from the statement's start (query_start) to its end, in the server
+ms=$(statement_ms act_timeout '%elt.activate%')
+wait $bg || true
+grep -q "canceling statement due to statement timeout" "$out" || { cat "$out"; fail "statement_timeout ends activate()"; }
+[ "$ms" -ge 990 ] && [ "$ms" -lt 3000 ] ||
+	fail "statement_timeout of 1 s ended activate() within 2 s of the timeout (took $ms ms in all)"
+echo "ok - statement_timeout of 1 s ended activate() $((ms - 1000)) ms after the timeout ($ms ms in all)"
 
 # --- progress NOTICEs ----------------------------------------------------------------
 mock_reset

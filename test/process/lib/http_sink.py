@@ -9,7 +9,12 @@ Binds a free port, writes it to PORTFILE, then serves until killed:
   /error     500
   /count     200, body = number of requests received before this one
   /flaky/KEY/N        500 for the first N requests with that KEY, then 200
-  /retry-after/KEY/S  429 with "Retry-After: S" the first time, then 200
+  /retry-after/KEY/S  429 with "Retry-After: S" the first time, then 200;
+                      ?status=503 answers 503 instead; S = date+N (date-N)
+                      sends an HTTP-date N seconds after (before) arrival
+  /status/KEY/CODE/N  CODE for the first N requests with that KEY, then 200
+  /times/KEY          one line per request with that KEY: arrival time
+                      (Unix seconds) and the Retry-After sent, if any
   /slow      200 after 200 ms (for concurrency measurements)
   /stats     200, body = "connections max_concurrent" since the last /reset
   /reset     clears those statistics
@@ -18,11 +23,13 @@ import socket
 import sys
 import threading
 import time
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 count = 0
 lock = threading.Lock()
 per_key = {}
+times = {}          # KEY -> [[arrival, Retry-After sent or ""], ...]
 connections = 0
 concurrent = 0
 max_concurrent = 0
@@ -57,7 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        path = self.path.split("?")[0]
+        arrived = time.time()
+        path, _, query = self.path.partition("?")
         with lock:
             seen = count
             if path != "/count":
@@ -73,17 +81,31 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(500, b"boom")
         elif path == "/count":
             self.reply(200, str(seen).encode())
-        elif path.startswith("/flaky/") or path.startswith("/retry-after/"):
-            _, kind, key, arg = path.split("/")
+        elif path.startswith(("/flaky/", "/retry-after/", "/status/")):
+            parts = path.split("/")
+            kind, key, arg = parts[1], parts[2], parts[-1]
             with lock:
                 n = per_key.get(key, 0)
                 per_key[key] = n + 1
+                entry = [arrived, ""]
+                times.setdefault(key, []).append(entry)
             if kind == "flaky" and n < int(arg):
                 self.reply(500, b"flaky")
+            elif kind == "status" and n < int(arg):
+                self.reply(int(parts[3]), b"status")
             elif kind == "retry-after" and n == 0:
-                self.reply(429, b"slow down", [("Retry-After", arg)])
+                value = arg
+                if arg.startswith(("date+", "date-")):
+                    value = formatdate(arrived + float(arg[4:]), usegmt=True)
+                entry[1] = value
+                status = 503 if query == "status=503" else 429
+                self.reply(status, b"slow down", [("Retry-After", value)])
             else:
                 self.reply(200, b"ok")
+        elif path.startswith("/times/"):
+            with lock:
+                lines = ["%.6f %s" % (t, v) for t, v in times.get(path[7:], [])]
+            self.reply(200, "\n".join(lines).encode())
         elif path == "/slow":
             with lock:
                 concurrent += 1
