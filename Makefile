@@ -30,7 +30,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -DELT_VERSION=\"$(EXTVERSION)\"
 ifdef WERROR
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 endif
-SHLIB_LINK += -lcurl -ljansson
+SHLIB_LINK += -lcurl -ljansson -lcrypto
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)

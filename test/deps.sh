@@ -9,6 +9,7 @@ PACKAGES=(
 	postgresql-15-cron           # scheduling (pg_cron)
 	libcurl4-openssl-dev         # HTTP delivery
 	libjansson-dev               # JSON
+	libssl-dev                   # md5 of payloads (OpenSSL's libcrypto)
 	python3                      # the mock destination
 	curl                         # tests talk to the mock destination
 	jq                           # tests read the requests the mock recorded

@@ -150,6 +150,7 @@ extern char *EltWebhookSignature(const char *secret, const char *msg_id,
 /* sync_load.c */
 extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
 extern char *EltDiffQuery(const EltSync *sync, const char *key_condition);
+extern void EltMd5Hex(const void *data, size_t len, char *hex);
 extern char *EltDuplicateKeysQuery(const EltSync *sync, const char *key_condition);
 extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
 							  const char *record_condition);

@@ -12,7 +12,6 @@
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "common/md5.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -325,7 +324,6 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 	DiffItem   *item;
 	char		hash[33];
 	bool		valid;
-	const char *errstr = NULL;
 
 	slot_getallattrs(slot);
 	run->diffed++;
@@ -353,8 +351,7 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 		return true;
 	}
 	body = DatumGetTextPP(slot->tts_values[COL_BODY]);
-	if (!pg_md5_hash(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), hash, &errstr))
-		elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
+	EltMd5Hex(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), hash);
 	valid = !slot->tts_isnull[COL_VALID] && DatumGetBool(slot->tts_values[COL_VALID]);
 	record = EltRecordProbeFind(recv->probe, key);
 	/* the common case, answered without a copy */

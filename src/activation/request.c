@@ -8,7 +8,6 @@
 
 #include <time.h>
 
-#include "common/md5.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 
@@ -129,15 +128,13 @@ EltIdempotencyKey(const EltSync *sync, EltRow **rows, int nrows)
 {
 	StringInfoData buf;
 	char		hex[33];
-	const char *errstr = NULL;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, sync->name);
 	for (int i = 0; i < nrows; i++)
 		appendStringInfo(&buf, "\x1f%d\x1f%s\x1f%s", (int) rows[i]->op,
 						 rows[i]->key, rows[i]->hash);
-	if (!pg_md5_hash(buf.data, buf.len, hex, &errstr))
-		elog(ERROR, "could not compute md5: %s", errstr ? errstr : "unknown");
+	EltMd5Hex(buf.data, buf.len, hex);
 	pfree(buf.data);
 	return psprintf("elt-%s", hex);
 }
