@@ -33,5 +33,31 @@ check "the destination holds every row's last version" \
 check "every record is confirmed with the hash of its last version" \
 	"$(q "SELECT count(*) FILTER (WHERE state = 'confirmed' AND confirmed_hash = payload_hash)
 		  FROM elt.sync_records WHERE sync = 'act_repeat'")" "$rows"
+
+# a record someone else is updating when the run writes it: the update by
+# TID gives way, and the record is written through SQL once they commit
+q "UPDATE act_repeat.items SET version = version + 1 WHERE id <= 10" >/dev/null
+marker=$(mktemp -u)
+psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL &
+BEGIN;
+UPDATE elt.sync_record SET attempts = attempts
+WHERE sync_id = (SELECT id FROM elt.sync WHERE name = 'act_repeat') AND key IN ('[1]', '[5]', '[10]');
+\! touch $marker
+SELECT pg_sleep(2);
+COMMIT;
+SQL
+holder=$!
+for i in $(seq 1 300); do [ -e "$marker" ] && break; sleep 0.1; done
+[ -e "$marker" ] || fail "the concurrent transaction did not start"
+rm -f "$marker"
+r=$(q "SELECT updated, unchanged, failed FROM elt.activate('act_repeat')")
+wait $holder || fail "the concurrent transaction failed"
+check "rows whose records another transaction held are sent and recorded" "$r" "10|$((rows - 10))|0"
+check "their records hold the new versions" \
+	"$(q "SELECT count(*) FROM elt.sync_records r JOIN act_repeat.items i ON r.key = json_build_array(i.id)::text
+		  WHERE r.sync = 'act_repeat' AND i.id <= 10 AND r.state = 'confirmed'
+		    AND r.confirmed_hash = md5(to_jsonb(i)::text) AND r.payload_hash = r.confirmed_hash")" 10
+r=$(q "SELECT updated, unchanged FROM elt.activate('act_repeat')")
+check "and a run after that sends nothing" "$r" "0|$rows"
 q "DROP SCHEMA act_repeat CASCADE" >/dev/null
 q "SELECT elt.drop_destination('act_repeat', cascade => true)" >/dev/null
