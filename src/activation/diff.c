@@ -386,9 +386,13 @@ DuplicateReceive(TupleTableSlot *slot, DestReceiver *self)
 {
 	DiffReceiver *recv = (DiffReceiver *) self;
 	bool		isnull;
-	text	   *key = DatumGetTextPP(slot_getattr(slot, 1, &isnull));
+	Datum		value = slot_getattr(slot, 1, &isnull);
+	text	   *key;
 	bool		found;
 
+	if (isnull)
+		return true;
+	key = DatumGetTextPP(value);
 	eltseen_insert((eltseen_hash *) recv->run->duplicates,
 				   Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), &found);
 	return true;

@@ -52,7 +52,7 @@ struct EltTableWriter
 	MemoryContext run_cxt;		/* the slots: the run's, not a batch's */
 };
 
-/* Opens table elt.<relname> for bulk inserts. */
+/* Opens table elt.<relname> for writes. */
 EltTableWriter *
 EltTableWriterBegin(const char *relname)
 {
@@ -65,7 +65,7 @@ EltTableWriterBegin(const char *relname)
 	w->bistate = GetBulkInsertState();
 	w->run_cxt = CurrentMemoryContext;
 	w->cxt = AllocSetContextCreate(CurrentMemoryContext, "elt bulk inserts",
-									 ALLOCSET_DEFAULT_SIZES);
+								   ALLOCSET_DEFAULT_SIZES);
 	return w;
 }
 
