@@ -166,6 +166,23 @@ EltDropSlotIfUnused(void)
 						  " WHERE slot_name = $1 AND database = pg_catalog.current_database()"
 						  "   AND NOT active",
 						  1, argtypes, args, NULL, false, 0);
+
+	/*
+	 * The progress mark goes with the slot: else streaming turned on again
+	 * later found a mark without a slot and reported the slot as lost.
+	 */
+	if (SPI_execute("SELECT pg_catalog.to_regclass('elt.stream_state') IS NOT NULL", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		exists = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull && DatumGetBool(exists))
+			SPI_execute_with_args("DELETE FROM elt.stream_state s WHERE s.slot_name = $1"
+								  " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r"
+								  "                 WHERE r.slot_name = s.slot_name)",
+								  1, argtypes, args, NULL, false, 0);
+	}
 	EndStep();
 	SpinLockAcquire(&elt_worker_shared->mutex);
 	elt_worker_shared->slot_name[0] = '\0';
