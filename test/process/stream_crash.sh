@@ -36,13 +36,32 @@ wait_up() {
 	return 1
 }
 
+# A kill counts only when a process was really killed: the worker's PID is
+# read until there is one (it restarts 5 s after a crash), and kill must
+# succeed. The test fails below if fewer kills happened than asked for.
+worker_kills=0
+postmaster_kills=0
 for i in $(seq 1 "$KILLS"); do
 	sleep "$(python3 -c 'import random; print(round(random.uniform(0.5, 3.0), 2))')"
 	if [ $((i % 2)) = 1 ]; then
-		pid=$(psql -XAtq -c "SELECT worker_pid FROM elt.worker_status LIMIT 1" 2>/dev/null || true)
-		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null && echo "kill $i: worker $pid"
+		pid=
+		deadline=$((SECONDS + 30))
+		while [ $SECONDS -lt $deadline ]; do
+			pid=$(psql -XAtq -c "SELECT worker_pid FROM elt.worker_status WHERE worker_pid > 0 LIMIT 1" \
+				2>/dev/null || true)
+			if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then
+				worker_kills=$((worker_kills + 1))
+				echo "kill $i: worker $pid"
+				break
+			fi
+			pid=
+			sleep 0.2
+		done
+		[ -n "$pid" ] || fail "kill $i: no worker to kill within 30 s"
 	else
-		kill -9 "$CLUSTER_PID" && echo "kill $i: postmaster $CLUSTER_PID"
+		kill -9 "$CLUSTER_PID" || fail "kill $i: could not kill the postmaster $CLUSTER_PID"
+		postmaster_kills=$((postmaster_kills + 1))
+		echo "kill $i: postmaster $CLUSTER_PID"
 		# the orphaned children leave on their own (postmaster death)
 		for _ in $(seq 1 100); do
 			as_server_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$CLUSTER_DIR/server.log" -w -t 30 start \
@@ -53,6 +72,8 @@ for i in $(seq 1 "$KILLS"); do
 	fi
 	wait_up || fail "cluster not back after kill $i"
 done
+check "kills that happened (worker + postmaster)" "$((worker_kills + postmaster_kills))" "$KILLS"
+check "worker kills" "$worker_kills" "$(( (KILLS + 1) / 2 ))"
 touch "$stop"
 wait "$writer_pid" || true
 echo "writer stopped; $(q "SELECT count(*), sum(version) FROM events") (keys, versions)"
