@@ -87,6 +87,14 @@ SELECT * FROM elt.preview('batched');
 -- NULL and duplicate keys are reported per row and not sent
 SELECT elt.create_sync('dups', 'dup_keys', 'crm', '{k}');
 SELECT inserted, invalid_keys, requests, issues FROM elt.activate('dups', true);
+-- a run reads the bookkeeping as of after it locked the sync: not possible
+-- with a transaction snapshot; planning only is
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT elt.activate('dups');
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT inserted, invalid_keys FROM elt.activate('dups', dry_run => true);
+ROLLBACK;
 
 -- Standard Webhooks signing: the same id on every retry, HMAC-SHA256 signature
 SELECT elt.alter_destination('bulk', signing_secret => 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');

@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -14,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "activation/activation.h"
@@ -155,7 +157,21 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 		run->keys_json = MemoryContextStrdup(cxt, keys_json);
 	if (!dry_run)
 	{
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+					 errmsg("elt.activate() cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+					 errdetail("A run reads the bookkeeping as of after it locked the sync; "
+							   "the snapshot of such a transaction is older and could send again what another run just confirmed."),
+					 errhint("Call it in a READ COMMITTED transaction (the default), or with dry_run => true to plan only.")));
 		LockSync(run->sync);
+
+		/*
+		 * The statement's snapshot predates the lock: a run of the sync
+		 * (the streaming worker's, say) that committed in between confirmed
+		 * versions this one would not see, and send again.
+		 */
+		PushActiveSnapshot(GetTransactionSnapshot());
 		run->run_id = StartRunRow(run->sync);
 	}
 	MemoryContextSwitchTo(cxt);
@@ -169,7 +185,10 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 	MemoryContextSwitchTo(cxt);
 	issues = psprintf("[%s]", run->issues.data);
 	if (!dry_run)
+	{
 		FinishRunRow(run, issues);
+		PopActiveSnapshot();
+	}
 	SPI_finish();
 	MemoryContextSwitchTo(outer);
 
