@@ -79,6 +79,16 @@ QueryValue(const char *sql, Datum *value, Oid *type)
 	return !isnull;
 }
 
+/* Is pg_elt installed in this database (are its functions there)? */
+static bool
+ExtensionInstalled(void)
+{
+	Datum		value;
+
+	return QueryValue("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_elt')",
+					  &value, NULL) && DatumGetBool(value);
+}
+
 /*
  * EltEnsureSlot
  *		Makes sure the slot exists and is usable when some sync streams.
@@ -101,8 +111,7 @@ EltEnsureSlot(void)
 	args[0] = CStringGetTextDatum(SlotName());
 	BeginStep("pg_elt: checking the slot");
 	/* the functions below exist only while the extension is installed */
-	streams = QueryValue("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_elt')",
-						 &value, NULL) && DatumGetBool(value) &&
+	streams = ExtensionInstalled() &&
 		QueryValue("SELECT elt._streams_exist()", &value, NULL) && DatumGetBool(value);
 	if (!streams)
 	{
@@ -161,28 +170,20 @@ EltDropSlotIfUnused(void)
 	EltReaderClose();
 	args[0] = CStringGetTextDatum(SlotName());
 	BeginStep("pg_elt: dropping the unused slot");
-	SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
-						  " FROM pg_catalog.pg_replication_slots"
-						  " WHERE slot_name = $1 AND database = pg_catalog.current_database()"
-						  "   AND NOT active",
-						  1, argtypes, args, NULL, false, 0);
 
 	/*
-	 * The progress mark goes with the slot: else streaming turned on again
-	 * later found a mark without a slot and reported the slot as lost.
+	 * With the extension, elt._drop_slot() also drops the progress mark:
+	 * else streaming turned on again later found a mark without a slot and
+	 * reported the slot as lost.
 	 */
-	if (SPI_execute("SELECT pg_catalog.to_regclass('elt.stream_state') IS NOT NULL", true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		exists = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull && DatumGetBool(exists))
-			SPI_execute_with_args("DELETE FROM elt.stream_state s WHERE s.slot_name = $1"
-								  " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r"
-								  "                 WHERE r.slot_name = s.slot_name)",
-								  1, argtypes, args, NULL, false, 0);
-	}
+	if (ExtensionInstalled())
+		SPI_execute_with_args("SELECT elt._drop_slot($1)", 1, argtypes, args, NULL, false, 0);
+	else
+		SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
+							  " FROM pg_catalog.pg_replication_slots"
+							  " WHERE slot_name = $1 AND database = pg_catalog.current_database()"
+							  "   AND NOT active",
+							  1, argtypes, args, NULL, false, 0);
 	EndStep();
 	SpinLockAcquire(&elt_worker_shared->mutex);
 	elt_worker_shared->slot_name[0] = '\0';
