@@ -9,9 +9,9 @@
 #include "postgres.h"
 
 #include "access/attnum.h"
-#include "storage/itemptr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "storage/itemptr.h"
 
 #include "http/http.h"
 
@@ -96,7 +96,7 @@ typedef struct EltRun
 	void	   *duplicates;		/* keys several source rows have (diff.c), or
 								 * NULL: the source has a unique index on them */
 	void	   *record_box;		/* sync_record upserts waiting (deliver.c) */
-	struct EltTableWriter *records;	/* elt.sync_record: new keys in bulk, known ones by TID */
+	struct EltTableWriter *records;	/* elt.sync_record rows (deliver.c) */
 	struct EltTableWriter *log;	/* elt.delivery rows waiting */
 	Oid			log_seq;		/* elt.delivery's id sequence */
 
@@ -150,7 +150,6 @@ extern char *EltWebhookSignature(const char *secret, const char *msg_id,
 /* sync_load.c */
 extern EltSync *EltLoadSync(const char *name, bool resolve_secrets);
 extern char *EltDiffQuery(const EltSync *sync, const char *key_condition);
-extern void EltMd5Hex(const void *data, size_t len, char *hex);
 extern char *EltDuplicateKeysQuery(const EltSync *sync, const char *key_condition);
 extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
 							  const char *record_condition);
@@ -174,7 +173,10 @@ extern struct TupleTableSlot *EltRecordProbeFind(EltRecordProbe *p, struct varle
 extern AttrNumber EltRecordProbeAttnum(EltRecordProbe *p, EltRecordColumn col);
 extern void EltRecordProbeEnd(EltRecordProbe *p);
 
-/* table_writer.c: bookkeeping rows written in bulk */
+/* md5_hex.c */
+extern void EltMd5Hex(const void *data, size_t len, char *hex);
+
+/* table_writer.c: bookkeeping rows written straight to the table */
 typedef struct EltTableWriter EltTableWriter;
 extern EltTableWriter *EltTableWriterBegin(const char *relname);
 extern void EltTableWriterAdd(EltTableWriter *w, const Datum *values,

@@ -36,13 +36,15 @@ typedef struct EltReq
 } EltReq;
 
 /*
- * Rows that wait to be written in a single statement: the upserts of the
- * records of keys the bookkeeping already had are written ELT_OUTBOX_ROWS
- * at a time, as arrays unnested by one saved plan, instead of one
- * statement per row (which cost more than the HTTP requests). Records of
- * new keys and the request log go through table_writer.c instead. Same
- * transaction, same order; flushed when full, by EltDrain() (before the
- * batch's memory goes) and before any other statement on the same records.
+ * Rows that wait to be written in a single statement: upserts of records,
+ * ELT_OUTBOX_ROWS at a time, as arrays unnested by one saved plan, instead
+ * of one statement per row (which cost more than the HTTP requests). Most
+ * records do not come here: those of new keys, and the request log, are
+ * inserted through table_writer.c, and a known key's record is updated
+ * there by the TID the diff found. The outbox takes what that cannot do (a
+ * vanished key's failed delete, a record someone else changed meanwhile).
+ * Same transaction; flushed when full, by EltDrain() (before the batch's
+ * memory goes) and before any other statement on the same records.
  */
 #define ELT_OUTBOX_ROWS 1000
 #define ELT_OUTBOX_MAX_COLS 10
@@ -205,7 +207,7 @@ OutboxAdd(Outbox *box, const Datum *values, const bool *isnull)
 
 /*
  * EltRecordOutcome
- *		Upserts the record of a key: its state, the hash of the version it
+ *		Writes the record of a key: its state, the hash of the version it
  *		concerns, the confirmed hash and destination id (NULL keeps the
  *		previous ones), attempts, HTTP status (0 = none) and error.
  */
@@ -242,7 +244,7 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 		EltTableWriterAdd(run->records, values, nulls);
 		return;
 	}
-	if (run->records && ItemPointerIsValid(&row->record_tid))
+	if (ItemPointerIsValid(&row->record_tid))
 	{
 		/* where the diff found it, if still the same (sync_id, key) */
 		bool		replace[10] = {false, false, true, true, !n[3], !n[4], true, true, true, true};

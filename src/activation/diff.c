@@ -33,18 +33,18 @@ typedef struct KeyDigest
 } KeyDigest;
 
 /* An entry of a set of keys. */
-typedef struct SeenKey
+typedef struct KeySetEntry
 {
 	KeyDigest	digest;
 	char		status;			/* simplehash's slot status */
-} SeenKey;
+} KeySetEntry;
 
 /*
  * A set of keys (the duplicate keys of a source): an open-addressing table
  * (simplehash) of digests, one probe per lookup.
  */
-#define SH_PREFIX		eltseen
-#define SH_ELEMENT_TYPE SeenKey
+#define SH_PREFIX		eltkeys
+#define SH_ELEMENT_TYPE KeySetEntry
 #define SH_KEY_TYPE		KeyDigest
 #define SH_KEY			digest
 #define SH_HASH_KEY(tb, key) ((uint32) (key).h1)
@@ -133,7 +133,7 @@ Digest(const char *s, size_t len)
 static bool
 IsDuplicate(EltRun *run, text *key)
 {
-	return eltseen_lookup((eltseen_hash *) run->duplicates,
+	return eltkeys_lookup((eltkeys_hash *) run->duplicates,
 						  Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key))) != NULL;
 }
 
@@ -393,7 +393,7 @@ DuplicateReceive(TupleTableSlot *slot, DestReceiver *self)
 	if (isnull)
 		return true;
 	key = DatumGetTextPP(value);
-	eltseen_insert((eltseen_hash *) recv->run->duplicates,
+	eltkeys_insert((eltkeys_hash *) recv->run->duplicates,
 				   Digest(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), &found);
 	return true;
 }
@@ -591,7 +591,7 @@ EltRunSync(EltRun *run)
 	 */
 	if (!EltSourceKeyIsUnique(sync))
 	{
-		run->duplicates = eltseen_create(run->run_cxt, 64, NULL);
+		run->duplicates = eltkeys_create(run->run_cxt, 64, NULL);
 		recv.pub.receiveSlot = DuplicateReceive;
 		recv.ncols = 1;
 		DiffAll(run, EltDuplicateKeysQuery(sync, key_condition), &recv, fetch);
