@@ -44,6 +44,7 @@ UPDATE elt.sync_record SET attempts = attempts
 WHERE sync_id = (SELECT id FROM elt.sync WHERE name = 'act_repeat') AND key IN ('[1]', '[5]', '[10]');
 \! touch $marker
 SELECT pg_sleep(2);
+\! touch $marker.committing
 COMMIT;
 SQL
 holder=$!
@@ -51,6 +52,9 @@ for i in $(seq 1 300); do [ -e "$marker" ] && break; sleep 0.1; done
 [ -e "$marker" ] || fail "the concurrent transaction did not start"
 rm -f "$marker"
 r=$(q "SELECT updated, unchanged, failed FROM elt.activate('act_repeat')")
+# the run had to wait for the holder: the update by TID gave way to SQL
+[ -e "$marker.committing" ] || fail "activate() did not wait for the transaction holding the records"
+rm -f "$marker.committing"
 wait $holder || fail "the concurrent transaction failed"
 check "rows whose records another transaction held are sent and recorded" "$r" "10|$((rows - 10))|0"
 check "their records hold the new versions" \
