@@ -78,6 +78,12 @@ DECLARE
 BEGIN
 	IF is_ref THEN
 		PERFORM elt._check_secret_ref(val, elt._invoker());
+	ELSIF NOT for_signing AND val ~ '[\r\n]' THEN
+		-- never quote the value: it is a secret
+		RAISE EXCEPTION 'the secret holds more than one line'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The secret is sent in an HTTP header, which cannot hold a line break.',
+				  HINT = 'Give the secret on one line.';
 	END IF;
 	INSERT INTO elt.destination_secret (destination_id) VALUES (dest)
 		ON CONFLICT (destination_id) DO NOTHING;

@@ -21,6 +21,24 @@
 #include "activation/activation.h"
 
 #define ELT_SECRET_MAX 65536
+/* a secret file may end with a few line breaks beyond the secret's limit */
+#define ELT_SECRET_FILE_MAX (ELT_SECRET_MAX + 16)
+
+/*
+ * RequireOneLine
+ *		A secret goes into an HTTP header or is a signing key: a line break
+ *		(or a NUL byte, from a file) would cut it or break the request.
+ */
+static void
+RequireOneLine(const char *secret, size_t len, const char *kind, const char *name)
+{
+	if (strlen(secret) != len || strpbrk(secret, "\r\n") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s \"%s\" holds more than one line", kind, name),
+				 errdetail("A secret is sent in an HTTP header or used as a signing key: it cannot hold a line break or a NUL byte."),
+				 errhint("Write the secret on one line, alone.")));
+}
 
 /*
  * ReadSecretFile
@@ -35,6 +53,7 @@ ReadSecretFile(const char *path)
 	int			fd;
 	char	   *buf;
 	ssize_t		n;
+	bool		too_large;
 
 	if (!is_absolute_path(path))
 		ereport(ERROR,
@@ -73,22 +92,46 @@ ReadSecretFile(const char *path)
 						   (unsigned int) (st.st_mode & 07777)),
 				 errhint("Run chown and chmod 600 on the file.")));
 	}
-	buf = palloc(ELT_SECRET_MAX + 1);
-	n = read(fd, buf, ELT_SECRET_MAX);
+	/* one byte more than allowed tells a too long file from a full one */
+	buf = palloc(ELT_SECRET_FILE_MAX + 2);
+	n = 0;
+	for (;;)
+	{
+		ssize_t		got = read(fd, buf + n, ELT_SECRET_FILE_MAX + 1 - n);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+		{
+			int			save_errno = errno;
+
+			CloseTransientFile(fd);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read secret file \"%s\": %m", path)));
+		}
+		if (got == 0 || (n += got) > ELT_SECRET_FILE_MAX)
+			break;
+	}
 	CloseTransientFile(fd);
-	if (n < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read secret file \"%s\": %m", path)));
+	too_large = n > ELT_SECRET_FILE_MAX;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	buf[n] = '\0';
+	if (too_large || n > ELT_SECRET_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("secret file \"%s\" is too large", path),
+				 errdetail("A secret may be at most %d bytes long.", ELT_SECRET_MAX),
+				 errhint("Write the secret and nothing else into the file.")));
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("secret file \"%s\" is empty", path),
 				 errdetail("A secret file holds the secret and nothing else."),
 				 errhint("Write the secret into the file.")));
+	RequireOneLine(buf, n, "secret file", path);
 	return buf;
 }
 
@@ -114,6 +157,7 @@ EltResolveSecret(const char *ref, bool literal)
 					 errmsg("environment variable \"%s\" is not set in the server", ref + 4),
 					 errdetail("The destination's secret is given as a reference to it."),
 					 errhint("Set it in the environment the server starts with, and restart the server.")));
+		RequireOneLine(v, strlen(v), "environment variable", ref + 4);
 		return pstrdup(v);
 	}
 	if (strncmp(ref, "file:", 5) == 0)

@@ -90,6 +90,34 @@ case $out in *"is not a regular file"*) echo "ok - a FIFO as a secret file is re
 	*)	# let the backend that waits in open() go
 		as_server_user timeout 5 sh -c ": >'$fifo'" || true
 		fail "a FIFO as a secret file is refused at once: $out" ;; esac
+# a secret is one line of at most 64 KiB, refused otherwise without quoting it
+ML_SECRET=CANARY-multiline-6b0f2
+multi_file=$CLUSTER_DIR/act_secret_multi
+big_file=$CLUSTER_DIR/act_secret_big
+max_file=$CLUSTER_DIR/act_secret_max
+printf '%s\nsecond line\n' "$ML_SECRET" | as_server_user tee "$multi_file" >/dev/null
+head -c 65537 /dev/zero | tr '\0' x | as_server_user tee "$big_file" >/dev/null
+{ head -c 65536 /dev/zero | tr '\0' y; echo; } | as_server_user tee "$max_file" >/dev/null
+as_server_user chmod 600 "$multi_file" "$big_file" "$max_file"
+refused() {	# refused NAME SECRET_SQL SECRET_PART EXPECTED_MESSAGE DESCRIPTION
+	local out
+	out=$(psql -XAtq -c "SELECT elt.create_destination('$1', '$MOCK_URL', secret => $2)" 2>&1) &&
+		fail "$5"
+	echo "$out" >>"$errors"
+	case $out in *"$4"*) ;; *) fail "$5: $out" ;; esac
+	case $out in *"$3"*) fail "$5 without quoting the secret: $out" ;; esac
+	check "$5, nothing created" "$(q "SELECT count(*) FROM elt.destinations WHERE name = '$1'")" 0
+}
+refused acts_multi "'file:$multi_file'" "$ML_SECRET" "holds more than one line" "a secret file of two lines is refused"
+refused acts_big "'file:$big_file'" xxxxxxxx "is too large" "a secret file over 64 KiB is refused"
+# not a canary: the server logs the statement of an error, literal and all
+# (log_min_error_statement), which is why references exist
+refused acts_lit_multi "E'literal-4c1e9\\nX-Injected: 1'" literal-4c1e9 "the secret holds more than one line" \
+	"a literal secret with a line break is refused"
+q "SELECT elt.create_destination('acts_max', '$MOCK_URL', secret => 'file:$max_file')" >/dev/null
+check "a secret file of exactly 64 KiB and a line break is taken" \
+	"$(q "SELECT secret FROM elt.destinations WHERE name = 'acts_max'")" "file:$max_file"
+q "SELECT elt.drop_destination('acts_max')" >/dev/null
 
 # --- secrets reach the destination -------------------------------------------
 q "SELECT elt.create_sync('acts_s1', 'act_sec.people', 'acts_lit', '{id}', upsert_endpoint => 'POST /hook')" >/dev/null
