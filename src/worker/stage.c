@@ -8,8 +8,8 @@
  *	 1. decode the WAL flushed since the last step with the slot reader
  *		(src/decoding/reader.c), at most elt.stream_batch lines;
  *	 2. in one transaction: upsert them into elt.stream_change by (sync,
- *		key), keeping the latest (commit end LSN, position), and move the
- *		progress mark elt.stream_state.staged_upto; commit;
+ *		key), keeping the latest (commit end LSN, position) (stage_lines.c),
+ *		and move the progress mark elt.stream_state.staged_upto; commit;
  *	 3. confirm the slot up to the progress mark.
  * A crash between 2 and 3 replays changes already staged: the progress mark
  * filters them, and the upsert by key makes a replay harmless anyway.
@@ -23,9 +23,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
@@ -191,37 +189,6 @@ EltDropSlotIfUnused(void)
 }
 
 /*
- * Stages one chunk of output lines. What is built for it lives in chunk_cxt,
- * which the caller resets after each chunk.
- */
-static void
-StageLines(Datum slot, Datum *lines, int n, MemoryContext chunk_cxt)
-{
-	Oid			argtypes[2] = {NAMEOID, TEXTARRAYOID};
-	Datum		args[2];
-	MemoryContext old;
-	ArrayType  *array;
-
-	/*
-	 * Not only the array: construct_array also converts every line read
-	 * from the tuplestore (short varlena headers) into a palloc'd copy with
-	 * a full header, in the current context. In the step's SPI context those
-	 * copies stayed until the end of the step, ~70 bytes for every line of
-	 * a large transaction.
-	 */
-	old = MemoryContextSwitchTo(chunk_cxt);
-	array = construct_array(lines, n, TEXTOID, -1, false, TYPALIGN_INT);
-	MemoryContextSwitchTo(old);
-
-	args[0] = slot;
-	args[1] = PointerGetDatum(array);
-	if (SPI_execute_with_args("SELECT elt._stage_lines($1, $2)", 2, argtypes, args, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not stage changes");
-	SPI_freetuptable(SPI_tuptable);
-}
-
-/*
  * EltStageChanges
  *		One step of reading the slot: decode what was flushed since the last
  *		step (at most elt.stream_batch lines), stage it and move the progress
@@ -256,31 +223,20 @@ EltStageChanges(void)
 		TupleDesc	desc = CreateTemplateTupleDesc(1);
 		Tuplestorestate *store;
 		TupleTableSlot *slot;
-		Datum	   *chunk = palloc(sizeof(Datum) * 10000);
-		int			n = 0;
-		MemoryContext chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_elt staging chunk",
-														ALLOCSET_DEFAULT_SIZES);
-		MemoryContext outer = CurrentMemoryContext;
+		EltStager  *stager = EltStagerBegin(slot_name_datum, 10000);
 
 		TupleDescInitEntry(desc, (AttrNumber) 1, "line", TEXTOID, -1, 0);
 		store = EltReaderRead(SlotName(), spec, elt_stream_batch, desc, &end);
 		slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 		while (tuplestore_gettupleslot(store, true, false, slot))
 		{
-			MemoryContextSwitchTo(chunk_cxt);
-			chunk[n++] = datumCopy(slot_getattr(slot, 1, &isnull), false, -1);
-			MemoryContextSwitchTo(outer);
+			char	   *line = TextDatumGetCString(slot_getattr(slot, 1, &isnull));
+
+			EltStagerAdd(stager, line);
+			pfree(line);
 			read++;
-			if (n == 10000)
-			{
-				StageLines(slot_name_datum, chunk, n, chunk_cxt);
-				MemoryContextReset(chunk_cxt);
-				n = 0;
-			}
 		}
-		if (n > 0)
-			StageLines(slot_name_datum, chunk, n, chunk_cxt);
-		MemoryContextDelete(chunk_cxt);
+		EltStagerFlush(stager);
 		ExecDropSingleTupleTableSlot(slot);
 		tuplestore_end(store);
 		if (!XLogRecPtrIsInvalid(end))

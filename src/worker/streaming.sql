@@ -163,52 +163,6 @@ AS $$
 					  FROM elt._stream_relations) END
 $$;
 
--- Stages lines of the output plugin: upserts them by (sync, key), keeping
--- the latest (commit end LSN, position); changes at or before the progress
--- mark were staged before (a replay after a crash) and are skipped.
-CREATE FUNCTION elt._stage_lines(slot name, lines text[]) RETURNS bigint
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = elt, pg_catalog, pg_temp
-AS $$
-DECLARE
-	done pg_lsn := (SELECT staged_upto FROM elt.stream_state WHERE slot_name = slot);
-	n bigint;
-BEGIN
-	CREATE TEMP TABLE IF NOT EXISTS pg_elt_changes (op "char", relid oid, position int,
-		end_lsn pg_lsn, key jsonb) ON COMMIT DELETE ROWS;
-	INSERT INTO pg_elt_changes
-	SELECT split_part(l, E'\t', 1)::"char", split_part(l, E'\t', 2)::oid,
-		   split_part(l, E'\t', 3)::int, split_part(l, E'\t', 4)::pg_lsn,
-		   split_part(l, E'\t', 5)::jsonb
-	FROM unnest(lines) l;
-	GET DIAGNOSTICS n = ROW_COUNT;
-
-	WITH mapped AS (
-		SELECT r.sync_id, c.op, c.end_lsn, c.position,
-			   to_jsonb(ARRAY(SELECT c.key ->> (p - 1) FROM unnest(r.key_positions) WITH ORDINALITY u(p, i)
-							  ORDER BY i))::text AS key
-		FROM pg_elt_changes c JOIN elt._stream_relations r ON r.relid = c.relid
-		WHERE c.op <> 'T' AND (done IS NULL OR c.end_lsn > done)
-	), latest AS (
-		SELECT DISTINCT ON (sync_id, key) *
-		FROM mapped ORDER BY sync_id, key, end_lsn DESC, position DESC
-	)
-	INSERT INTO elt.stream_change AS t (sync_id, key, op, end_lsn, position)
-	SELECT sync_id, key, op, end_lsn, position FROM latest
-	ON CONFLICT (sync_id, key) DO UPDATE
-		SET op = excluded.op, end_lsn = excluded.end_lsn, position = excluded.position,
-			staged_at = clock_timestamp()
-		WHERE (t.end_lsn, t.position) < (excluded.end_lsn, excluded.position);
-
-	-- TRUNCATE is one event for the whole table: resync those syncs by diff
-	UPDATE elt.stream s SET resync_needed = true, resync_reason = 'source truncated'
-	FROM pg_elt_changes c JOIN elt._stream_relations r ON r.relid = c.relid
-	WHERE c.op = 'T' AND r.sync_id = s.sync_id AND (done IS NULL OR c.end_lsn > done);
-	TRUNCATE pg_elt_changes;
-	RETURN n;
-END
-$$;
-
 -- Moves the progress mark: everything committed before mark is staged.
 CREATE FUNCTION elt._stage_mark(slot name, mark pg_lsn) RETURNS void
 	LANGUAGE sql VOLATILE
@@ -355,6 +309,7 @@ DECLARE
 	st record;
 	result record;
 	picked text[];
+	picked_rows tid[];
 	settled bigint := 0;
 	n bigint;
 BEGIN
@@ -378,17 +333,16 @@ BEGIN
 					GET DIAGNOSTICS n = ROW_COUNT;
 				END IF;
 			ELSE
-				SELECT array_agg(p.key) INTO picked
-				FROM (SELECT c.key FROM elt.stream_change c WHERE c.sync_id = st.sync_id
+				SELECT array_agg(p.key), array_agg(p.ctid) INTO picked, picked_rows
+				FROM (SELECT c.key, c.ctid FROM elt.stream_change c WHERE c.sync_id = st.sync_id
 					  ORDER BY c.first_staged_at LIMIT batch) p;
 				SELECT * INTO result
 				FROM elt._activate_keys(st.name, '[' || array_to_string(picked, ',') || ']');
 				IF result.failed = 0 THEN
-					-- a join, not "= ANY (picked)": with stale statistics the
-					-- planner scanned the stage comparing each row with
-					-- every picked key
-					DELETE FROM elt.stream_change c USING unnest(picked) AS p(key)
-					WHERE c.sync_id = st.sync_id AND c.key = p.key;
+					-- by row address, not by key: no index descent per key.
+					-- Only the worker stages, so the rows picked are still
+					-- these versions; one deleted meanwhile is skipped.
+					DELETE FROM elt.stream_change c WHERE c.ctid = ANY (picked_rows);
 					GET DIAGNOSTICS n = ROW_COUNT;
 				END IF;
 			END IF;

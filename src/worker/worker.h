@@ -55,6 +55,12 @@ extern int64 EltStageChanges(void);
 extern bool EltEnsureSlot(void);
 extern void EltDropSlotIfUnused(void);
 
+/* stage_lines.c: output plugin lines into elt.stream_change, by chunks */
+typedef struct EltStager EltStager;
+extern EltStager *EltStagerBegin(Datum slot_name, int chunk_size);
+extern void EltStagerAdd(EltStager *stager, const char *line);
+extern void EltStagerFlush(EltStager *stager);
+
 /* extension_lock.c: first thing in each step's transaction */
 extern bool EltLockExtension(void);
 
