@@ -33,7 +33,11 @@ SELECT has_function_privilege('public', 'elt.stream(text, boolean)', 'EXECUTE') 
 -- syncs in lineage: fed by a model or by a source table
 SELECT * FROM elt.lineage_nodes WHERE kind = 'sync' ORDER BY node;
 SELECT * FROM elt.lineage_edges WHERE target_kind = 'sync' ORDER BY target;
-SELECT elt.lineage_mermaid();
+-- the syncs' nodes of the Mermaid graph (node numbers depend on what else
+-- the database holds, so they are left out: this suite also runs alone)
+SELECT regexp_replace(line, '^\s*n[0-9]+', 'n') AS sync_node
+FROM regexp_split_to_table(elt.lineage_mermaid(), E'\n') AS line
+WHERE line ~ 'sync:' ORDER BY 1;
 
 -- retention covers activation's run history and request log too
 INSERT INTO elt.sync_run (sync_id, started_at)

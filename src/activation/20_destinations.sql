@@ -78,11 +78,11 @@ DECLARE
 BEGIN
 	IF is_ref THEN
 		PERFORM elt._check_secret_ref(val, elt._invoker());
-	ELSIF NOT for_signing AND val ~ '[\r\n]' THEN
+	ELSIF val ~ '[\r\n]' THEN
 		-- never quote the value: it is a secret
-		RAISE EXCEPTION 'the secret holds more than one line'
+		RAISE EXCEPTION 'the secret is not a single line of text'
 			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'The secret is sent in an HTTP header, which cannot hold a line break.',
+				  DETAIL = 'A secret is sent in an HTTP header or used as a signing key: it cannot hold a line break.',
 				  HINT = 'Give the secret on one line.';
 	END IF;
 	INSERT INTO elt.destination_secret (destination_id) VALUES (dest)

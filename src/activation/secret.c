@@ -25,19 +25,23 @@
 #define ELT_SECRET_FILE_MAX (ELT_SECRET_MAX + 16)
 
 /*
- * RequireOneLine
- *		A secret goes into an HTTP header or is a signing key: a line break
- *		(or a NUL byte, from a file) would cut it or break the request.
+ * A secret goes into an HTTP header or is a signing key: a line break (or a
+ * NUL byte, from a file) would cut it or break the request.
  */
-static void
-RequireOneLine(const char *secret, size_t len, const char *kind, const char *name)
+static bool
+IsOneLine(const char *secret, size_t len)
 {
-	if (strlen(secret) != len || strpbrk(secret, "\r\n") != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s \"%s\" holds more than one line", kind, name),
-				 errdetail("A secret is sent in an HTTP header or used as a signing key: it cannot hold a line break or a NUL byte."),
-				 errhint("Write the secret on one line, alone.")));
+	return strlen(secret) == len && strpbrk(secret, "\r\n") == NULL;
+}
+
+static void
+NotOneLine(const char *kind, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s \"%s\" is not a single line of text", kind, name),
+			 errdetail("A secret is sent in an HTTP header or used as a signing key: it cannot hold a line break or a NUL byte."),
+			 errhint("Write the secret on one line, alone.")));
 }
 
 /*
@@ -120,18 +124,25 @@ ReadSecretFile(const char *path)
 		n--;
 	buf[n] = '\0';
 	if (too_large || n > ELT_SECRET_MAX)
+	{
+		explicit_bzero(buf, ELT_SECRET_FILE_MAX + 2);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("secret file \"%s\" is too large", path),
 				 errdetail("A secret may be at most %d bytes long.", ELT_SECRET_MAX),
 				 errhint("Write the secret and nothing else into the file.")));
+	}
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("secret file \"%s\" is empty", path),
 				 errdetail("A secret file holds the secret and nothing else."),
 				 errhint("Write the secret into the file.")));
-	RequireOneLine(buf, n, "secret file", path);
+	if (!IsOneLine(buf, n))
+	{
+		explicit_bzero(buf, ELT_SECRET_FILE_MAX + 2);
+		NotOneLine("secret file", path);
+	}
 	return buf;
 }
 
@@ -157,7 +168,8 @@ EltResolveSecret(const char *ref, bool literal)
 					 errmsg("environment variable \"%s\" is not set in the server", ref + 4),
 					 errdetail("The destination's secret is given as a reference to it."),
 					 errhint("Set it in the environment the server starts with, and restart the server.")));
-		RequireOneLine(v, strlen(v), "environment variable", ref + 4);
+		if (!IsOneLine(v, strlen(v)))
+			NotOneLine("environment variable", ref + 4);
 		return pstrdup(v);
 	}
 	if (strncmp(ref, "file:", 5) == 0)

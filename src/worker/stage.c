@@ -210,7 +210,8 @@ EltStageChanges(void)
 	args[0] = Int32GetDatum(elt_stream_max_staged);
 
 	BeginStep("pg_elt: staging changes");
-	if (SPI_execute_with_args("SELECT elt._stage_spec($1)", 1, argtypes, args, NULL, false, 1) ==
+	/* read-only: the step's snapshot, which EltStagerBegin reads with too */
+	if (SPI_execute_with_args("SELECT elt._stage_spec($1)", 1, argtypes, args, NULL, true, 1) ==
 		SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -66,7 +67,8 @@ struct EltStager
 /*
  * EltStagerBegin
  *		Reads the streamed syncs and the progress mark, inside the step's
- *		transaction (and SPI connection).
+ *		transaction (and SPI connection), with the step's snapshot: the one
+ *		the decoding spec was read with, so lines and mapping agree.
  */
 EltStager *
 EltStagerBegin(Datum slot_name, int chunk_size)
@@ -131,7 +133,7 @@ BadLine(const char *line)
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("pg_elt could not parse a line of its output plugin"),
-			 errdetail("Line: \"%.200s\".", line)));
+			 errdetail("Line: \"%s\".", pnstrdup(line, pg_mbcliplen(line, strlen(line), 200)))));
 }
 
 /*
@@ -178,22 +180,22 @@ SplitKey(const char *key, const char **starts, int *lens, int max)
 	}
 }
 
-/* The sync's key out of the line's key: its columns, in its order. */
+/*
+ * The sync's key out of the line's key: its columns, in its order. NULL
+ * when the line does not have the columns the mapping expects.
+ */
 static char *
 SyncKey(const StreamedSync *sync, const char *key)
 {
-	const char **starts;
-	int		   *lens;
-	int			n;
+	const char **starts = palloc(sizeof(char *) * sync->ncolumns);
+	int		   *lens = palloc(sizeof(int) * sync->ncolumns);
+	int			n = SplitKey(key, starts, lens, sync->ncolumns);
 	StringInfoData out;
 
+	if (n != sync->ncolumns)
+		return NULL;
 	if (sync->whole_key)
 		return pstrdup(key);
-	starts = palloc(sizeof(char *) * sync->ncolumns);
-	lens = palloc(sizeof(int) * sync->ncolumns);
-	n = SplitKey(key, starts, lens, sync->ncolumns);
-	if (n < 0)
-		return NULL;
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '[');
 	for (int k = 0; k < sync->nkeys; k++)

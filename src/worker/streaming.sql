@@ -342,7 +342,8 @@ BEGIN
 					-- by row address, not by key: no index descent per key.
 					-- Only the worker stages, so the rows picked are still
 					-- these versions; one deleted meanwhile is skipped.
-					DELETE FROM elt.stream_change c WHERE c.ctid = ANY (picked_rows);
+					DELETE FROM elt.stream_change c
+					WHERE c.ctid = ANY (picked_rows) AND c.sync_id = st.sync_id;
 					GET DIAGNOSTICS n = ROW_COUNT;
 				END IF;
 			END IF;

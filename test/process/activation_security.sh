@@ -108,11 +108,11 @@ refused() {	# refused NAME SECRET_SQL SECRET_PART EXPECTED_MESSAGE DESCRIPTION
 	case $out in *"$3"*) fail "$5 without quoting the secret: $out" ;; esac
 	check "$5, nothing created" "$(q "SELECT count(*) FROM elt.destinations WHERE name = '$1'")" 0
 }
-refused acts_multi "'file:$multi_file'" "$ML_SECRET" "holds more than one line" "a secret file of two lines is refused"
+refused acts_multi "'file:$multi_file'" "$ML_SECRET" "is not a single line of text" "a secret file of two lines is refused"
 refused acts_big "'file:$big_file'" xxxxxxxx "is too large" "a secret file over 64 KiB is refused"
 # not a canary: the server logs the statement of an error, literal and all
 # (log_min_error_statement), which is why references exist
-refused acts_lit_multi "E'literal-4c1e9\\nX-Injected: 1'" literal-4c1e9 "the secret holds more than one line" \
+refused acts_lit_multi "E'literal-4c1e9\\nX-Injected: 1'" literal-4c1e9 "the secret is not a single line of text" \
 	"a literal secret with a line break is refused"
 q "SELECT elt.create_destination('acts_max', '$MOCK_URL', secret => 'file:$max_file')" >/dev/null
 check "a secret file of exactly 64 KiB and a line break is taken" \
