@@ -23,6 +23,7 @@
 #include "replication/decode.h"
 #include "replication/logical.h"
 #include "replication/slot.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -34,6 +35,11 @@ static MemoryContext decoder_cxt = NULL;
 static char *decoder_spec = NULL;
 static Tuplestorestate *pending = NULL;
 static int64 pending_count = 0;
+
+/* the transactions the lines of this pass come from */
+static TransactionId *pending_xids = NULL;
+static int	pending_nxids = 0;
+static int	pending_maxxids = 0;
 
 static void
 PrepareWrite(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool last_write)
@@ -48,6 +54,18 @@ DoWrite(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool las
 	bool		isnull = false;
 
 	tuplestore_putvalues(pending, (TupleDesc) ctx->output_writer_private, &value, &isnull);
+	if (TransactionIdIsValid(xid) &&
+		(pending_nxids == 0 || pending_xids[pending_nxids - 1] != xid))
+	{
+		if (pending_nxids == pending_maxxids)
+		{
+			pending_maxxids = Max(64, pending_maxxids * 2);
+			pending_xids = pending_xids == NULL ?
+				MemoryContextAlloc(decoder_cxt, sizeof(TransactionId) * pending_maxxids) :
+				repalloc(pending_xids, sizeof(TransactionId) * pending_maxxids);
+		}
+		pending_xids[pending_nxids++] = xid;
+	}
 	/* the tuplestore keeps its own copy; this one would live as long as the
 	 * decoding transaction's context */
 	pfree(DatumGetPointer(value));
@@ -80,6 +98,8 @@ EltReaderClose(void)
 	decoder_cxt = NULL;
 	decoder_spec = NULL;
 	pending = NULL;
+	pending_xids = NULL;
+	pending_nxids = pending_maxxids = 0;
 	if (MyReplicationSlot != NULL)
 		ReplicationSlotRelease();
 }
@@ -116,6 +136,12 @@ Open(const char *slot, const char *spec, TupleDesc line_desc)
  *		allocated in CurrentMemoryContext. *end is set to the end of the last
  *		record decoded: every transaction committed before it has been read.
  *		The reader is (re)opened when the relations option changed.
+ *
+ *		A commit is decodable once its record is flushed, a moment before
+ *		the committing backend makes it visible to new snapshots: the worker
+ *		reads the rows it stages by key, later, with a new snapshot, which
+ *		could still miss them and settle the key without sending it. So this
+ *		waits until the transactions of the lines returned are visible.
  */
 Tuplestorestate *
 EltReaderRead(const char *slot, const char *spec, int64 max_lines, TupleDesc line_desc,
@@ -130,6 +156,7 @@ EltReaderRead(const char *slot, const char *spec, int64 max_lines, TupleDesc lin
 
 	pending = tuplestore_begin_heap(false, false, work_mem);
 	pending_count = 0;
+	pending_nxids = 0;
 
 	/*
 	 * Flush what is inserted: the flush pointer can stop inside a record
@@ -165,6 +192,8 @@ EltReaderRead(const char *slot, const char *spec, int64 max_lines, TupleDesc lin
 		CHECK_FOR_INTERRUPTS();
 	}
 	*end = decoder->reader->EndRecPtr;
+	for (int i = 0; i < pending_nxids; i++)
+		XactLockTableWait(pending_xids[i], NULL, NULL, XLTW_None);
 	return pending;
 }
 
