@@ -13,7 +13,10 @@
  *
  * Output, one line per change, tab-separated:
  *	  op relid position end_lsn key
- * where op is I (insert), U (update), D (delete) or T (truncate; no key),
+ * where op is I (insert), U (update), D (delete), T (truncate; no key) or R
+ * (no key: an update or delete whose old key is not in the WAL, because the
+ * relation's replica identity no longer covers the key columns, e.g. after
+ * ALTER TABLE ... REPLICA IDENTITY NOTHING; the syncs must resync by diff),
  * position counts changes within the transaction from 1, end_lsn is the end
  * of the commit record (a change is identified by (end_lsn, position), which
  * a replay after a crash repeats exactly), and key is a JSON array of the key
@@ -29,6 +32,7 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -41,6 +45,7 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 
 #include "pg_elt.h"
 
@@ -268,6 +273,43 @@ KeyChanged(Relation relation, HeapTuple oldtuple, HeapTuple newtuple, List *key_
 	return changed;
 }
 
+/*
+ * True when the old tuple of an update or delete carries every key column:
+ * the replica identity is FULL, or its index has all of them. elt.stream()
+ * checks this, but the identity can change after it (ALTER TABLE ...
+ * REPLICA IDENTITY, a dropped primary key); decoding sees the relation as
+ * it was when the change was made.
+ */
+static bool
+IdentityCoversKey(Relation relation, List *key_columns)
+{
+	TupleDesc	desc = RelationGetDescr(relation);
+	Bitmapset  *identity;
+	ListCell   *lc;
+
+	if (relation->rd_rel->relreplident == REPLICA_IDENTITY_FULL)
+		return true;
+	if (relation->rd_rel->relreplident == REPLICA_IDENTITY_NOTHING)
+		return false;
+	identity = RelationGetIdentityKeyBitmap(relation);
+	foreach(lc, key_columns)
+	{
+		const char *name = lfirst(lc);
+		bool		found = false;
+
+		for (int i = 0; i < desc->natts && !found; i++)
+		{
+			Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+			found = !attr->attisdropped && strcmp(NameStr(attr->attname), name) == 0 &&
+				bms_is_member(attr->attnum - FirstLowInvalidHeapAttributeNumber, identity);
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 static void
 DecodeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			 Relation relation, ReorderBufferChange *change)
@@ -286,6 +328,15 @@ DecodeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		oldtuple = &change->data.tp.oldtuple->tuple;
 	if (change->data.tp.newtuple)
 		newtuple = &change->data.tp.newtuple->tuple;
+
+	/*
+	 * Without the old key, a delete or a key change cannot be staged by key:
+	 * the syncs resync by diff instead (the update's new key is still sent).
+	 */
+	if ((change->action == REORDER_BUFFER_CHANGE_UPDATE ||
+		 change->action == REORDER_BUFFER_CHANGE_DELETE) &&
+		!IdentityCoversKey(relation, streamed->key_columns))
+		WriteLine(ctx, txn, 'R', streamed->relid, relation, NULL, NIL, true);
 
 	switch (change->action)
 	{

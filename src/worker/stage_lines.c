@@ -62,6 +62,7 @@ struct EltStager
 	int			nchanges;
 	int			maxchanges;
 	List	   *truncated;		/* relids truncated in the chunk */
+	List	   *unkeyed;		/* relids with an old key not in the WAL */
 };
 
 /*
@@ -215,7 +216,8 @@ SyncKey(const StreamedSync *sync, const char *key)
 /*
  * EltStagerAdd
  *		Takes one line: a change of a streamed relation becomes a change of
- *		each sync streaming it; a truncation marks them for a resync. Lines
+ *		each sync streaming it; a truncation (T), or an update or delete
+ *		without its old key (R), marks them for a resync. Lines
  *		staged before (at or before the progress mark) are skipped. Flushes
  *		when the chunk is full.
  */
@@ -253,6 +255,8 @@ EltStagerAdd(EltStager *s, const char *line)
 	old = MemoryContextSwitchTo(s->chunk_cxt);
 	if (op == 'T')
 		s->truncated = list_append_unique_oid(s->truncated, relid);
+	else if (op == 'R')
+		s->unkeyed = list_append_unique_oid(s->unkeyed, relid);
 	else
 	{
 		for (int i = 0; i < s->nsyncs; i++)
@@ -301,6 +305,30 @@ CompareChanges(const void *a, const void *b)
 	if (x->position != y->position)
 		return x->position > y->position ? -1 : 1;
 	return 0;
+}
+
+/* Marks the syncs streaming the given relations for a resync by diff. */
+static void
+MarkResync(List *relids, const char *reason)
+{
+	Datum	   *values;
+	Oid			argtypes[2] = {OIDARRAYOID, TEXTOID};
+	Datum		args[2];
+	ListCell   *lc;
+	int			n = 0;
+
+	if (relids == NIL)
+		return;
+	values = palloc(sizeof(Datum) * list_length(relids));
+	foreach(lc, relids)
+		values[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	args[0] = PointerGetDatum(construct_array(values, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	args[1] = CStringGetTextDatum(reason);
+	if (SPI_execute_with_args("UPDATE elt.stream s SET resync_needed = true, resync_reason = $2"
+							  " FROM elt._stream_relations r"
+							  " WHERE r.relid::pg_catalog.oid = ANY ($1) AND r.sync_id = s.sync_id",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not mark sources for a resync");
 }
 
 /*
@@ -358,27 +386,15 @@ EltStagerFlush(EltStager *s)
 			elog(ERROR, "could not stage changes");
 	}
 
-	if (s->truncated != NIL)
-	{
-		Datum	   *relids = palloc(sizeof(Datum) * list_length(s->truncated));
-		Oid			argtypes[1] = {OIDARRAYOID};
-		Datum		args[1];
-		ListCell   *lc;
-		int			n = 0;
-
-		foreach(lc, s->truncated)
-			relids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-		args[0] = PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-		/* TRUNCATE is one event for the whole table: resync by diff */
-		if (SPI_execute_with_args("UPDATE elt.stream s SET resync_needed = true, resync_reason = 'source truncated'"
-								  " FROM elt._stream_relations r"
-								  " WHERE r.relid::pg_catalog.oid = ANY ($1) AND r.sync_id = s.sync_id",
-								  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not mark truncated sources for a resync");
-	}
+	/* TRUNCATE is one event for the whole table: resync by diff */
+	MarkResync(s->truncated, "source truncated");
+	/* a delete or key change without its old key: resync by diff */
+	MarkResync(s->unkeyed, "the replica identity of the source does not cover the key:"
+			   " updates and deletes are resynchronised by diff");
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(s->chunk_cxt);
 	s->nchanges = 0;
 	s->truncated = NIL;
+	s->unkeyed = NIL;
 }

@@ -12,7 +12,10 @@ CREATE TABLE elt.stream (
 	next_attempt_at timestamptz,
 	last_error	text,
 	last_delivery_at timestamptz,
-	enabled_at	timestamptz NOT NULL DEFAULT now()
+	enabled_at	timestamptz NOT NULL DEFAULT now(),
+	-- the table streamed: DDL is not decoded, so a source dropped and
+	-- recreated (or renamed and replaced) is noticed by its new OID
+	source_relid oid
 );
 COMMENT ON TABLE elt.stream IS
 	'Syncs streamed in real time by the worker; resync_needed asks for a full diff.';
@@ -240,10 +243,11 @@ BEGIN
 					  HINT = format('Key the sync on the primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL.', s.source);
 		END IF;
 	END IF;
-	INSERT INTO elt.stream AS st (sync_id, enabled, resync_needed, resync_reason)
-	VALUES (s.id, true, true, 'streaming enabled')
+	INSERT INTO elt.stream AS st (sync_id, enabled, resync_needed, resync_reason, source_relid)
+	VALUES (s.id, true, true, 'streaming enabled', rel)
 	ON CONFLICT (sync_id) DO UPDATE SET enabled = true, resync_needed = true,
-		resync_reason = 'streaming enabled', failures = 0, next_attempt_at = NULL, enabled_at = now();
+		resync_reason = 'streaming enabled', failures = 0, next_attempt_at = NULL, enabled_at = now(),
+		source_relid = excluded.source_relid;
 END
 $$;
 COMMENT ON FUNCTION elt.stream(text, boolean) IS
@@ -313,6 +317,15 @@ DECLARE
 	settled bigint := 0;
 	n bigint;
 BEGIN
+	-- A source dropped and recreated under its name is another table: DDL
+	-- is not decoded, so its old rows' deletion never comes through the
+	-- slot, and changes to the new table decoded with the old one's OID in
+	-- the relations option were filtered out. Resync by diff.
+	UPDATE elt.stream x SET source_relid = r.relid, resync_needed = true,
+		resync_reason = 'source table replaced (dropped and recreated)'
+	FROM (SELECT s.id, to_regclass(s.source)::oid AS relid FROM elt.sync s) r
+	WHERE r.id = x.sync_id AND x.enabled AND r.relid IS NOT NULL
+	  AND r.relid IS DISTINCT FROM x.source_relid;
 	FOR st IN
 		SELECT s.name, x.sync_id, x.resync_needed, x.failures
 		FROM elt.stream x JOIN elt.sync s ON s.id = x.sync_id
