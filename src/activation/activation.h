@@ -166,6 +166,7 @@ typedef enum EltRecordColumn
 	ELT_RECORD_PAYLOAD_HASH,
 	ELT_RECORD_CONFIRMED_HASH,
 	ELT_RECORD_DESTINATION_ID,
+	ELT_RECORD_LAST_STATUS,
 	ELT_RECORD_NCOLS
 } EltRecordColumn;
 extern EltRecordProbe *EltRecordProbeBegin(int sync_id);

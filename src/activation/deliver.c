@@ -89,6 +89,8 @@ static const char *record_sql =
 "  attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status,"
 "  last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at";
 
+static void ForgetDeadLetter(EltRun *run, const char *key);
+
 /* Prepares and keeps a plan. */
 static SPIPlanPtr
 KeepPlan(const char *sql, int nargs, Oid *argtypes)
@@ -233,6 +235,10 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 	n[6] = (status == 0);
 	v[7] = TextOrNull(error, &n[7]);
 	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
+
+	/* a dead letter stands for a failed version only */
+	if (row->had_dead_letter && strcmp(state, "failed") != 0)
+		ForgetDeadLetter(run, row->key);
 	if (!row->known)
 	{
 		/*
@@ -481,8 +487,6 @@ OnDone(EltHttpRequest *http, void *arg)
 				id = EltJsonPointer(http->response, sync->id_pointer, -1);
 			EltRecordOutcome(run, row, "confirmed", row->hash, id,
 							 http->attempts, http->status, NULL);
-			if (row->had_dead_letter)
-				ForgetDeadLetter(run, row->key);
 			if (req->op == ELT_OP_CREATE)
 				run->inserted++;
 			else

@@ -61,6 +61,7 @@ typedef struct KnownKey
 	char	   *payload_hash;
 	char	   *confirmed_hash;
 	char	   *destination_id;
+	bool		by_validate;	/* rejected by validate, never sent */
 } KnownKey;
 
 /* Columns of the diff query (EltDiffQuery). */
@@ -164,13 +165,35 @@ RecordCol(DiffReceiver *recv, EltRecordColumn col)
 	return EltRecordProbeAttnum(recv->probe, col) - 1;
 }
 
-/* Is the row's version what the bookkeeping says was settled for its key? */
+/*
+ * Was the record rejected by the sync's validate expression (rather than by
+ * the destination)? Only those rejections have no HTTP status.
+ */
+static bool
+RejectedByValidate(DiffReceiver *recv, TupleTableSlot *record)
+{
+	return SlotTextIs(record, RecordCol(recv, ELT_RECORD_STATE), "rejected") &&
+		record->tts_isnull[RecordCol(recv, ELT_RECORD_LAST_STATUS)];
+}
+
+/*
+ * Is the version of a valid row what the bookkeeping says was settled for
+ * its key?
+ */
 static bool
 Unchanged(DiffReceiver *recv, TupleTableSlot *record, const char *hash)
 {
 	if (SlotTextIs(record, RecordCol(recv, ELT_RECORD_STATE), "confirmed"))
 		return SlotTextIs(record, RecordCol(recv, ELT_RECORD_CONFIRMED_HASH), hash);
-	/* rejected or dead-lettered: not again until the data changes */
+
+	/*
+	 * Refused by validate, and valid now (the validate expression changed,
+	 * or reads columns the payload does not have): the destination never
+	 * saw this version, whatever its hash.
+	 */
+	if (RejectedByValidate(recv, record))
+		return false;
+	/* rejected by the destination or dead-lettered: not again until the data changes */
 	return SlotTextIs(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH), hash);
 }
 
@@ -184,6 +207,7 @@ CopyKnown(DiffReceiver *recv, TupleTableSlot *record)
 	k->payload_hash = SlotText(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH));
 	k->confirmed_hash = SlotText(record, RecordCol(recv, ELT_RECORD_CONFIRMED_HASH));
 	k->destination_id = SlotText(record, RecordCol(recv, ELT_RECORD_DESTINATION_ID));
+	k->by_validate = RejectedByValidate(recv, record);
 	return k;
 }
 
@@ -264,6 +288,7 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 	bool		known = k && k->confirmed_hash;
 	const char *mode = sync->mode;
 
+	row->had_dead_letter = k && SameText(k->state, "failed");
 	if (!valid)
 	{
 		run->rejected++;
@@ -274,9 +299,20 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 							 psprintf("failed validate: %s", sync->validate));
 		return false;
 	}
-	/* valid rows that did not change never get here (DiffReceive) */
+
+	/*
+	 * Valid rows that did not change never get here (DiffReceive). A row
+	 * that validate refused and that is valid again as the version the
+	 * destination confirmed before: the destination has it already.
+	 */
+	if (k && k->by_validate && SameText(k->confirmed_hash, row->hash))
+	{
+		run->unchanged++;
+		if (!run->dry_run && !run->preview)
+			EltRecordOutcome(run, row, "confirmed", row->hash, NULL, 0, 0, NULL);
+		return false;
+	}
 	row->destination_id = k ? k->destination_id : NULL;
-	row->had_dead_letter = k && SameText(k->state, "failed");
 
 	if (strcmp(mode, "insert") == 0)
 	{
@@ -455,6 +491,19 @@ PlanVanished(EltRun *run, DiffItem *item)
 	}
 	strlcpy(row->hash, item->known->confirmed_hash, sizeof(row->hash));
 	row->destination_id = item->known->destination_id;
+
+	/*
+	 * The create response had no id: a delete by {id} would go to the path
+	 * without it (DELETE on the collection, or the base URL). Kept and
+	 * reported at each run, like an update that needs an unknown {id}.
+	 */
+	if (row->destination_id == NULL && strstr(run->sync->delete_ep.path, "{id}"))
+	{
+		run->skipped++;
+		EltAddIssue(run, row->key,
+					"gone from the source, not deleted: the destination's id of the record is unknown");
+		return;
+	}
 	row->key_path = EltKeyPath(row->key);
 	row->op = ELT_OP_DELETE;
 	EltPlanRow(run, row);

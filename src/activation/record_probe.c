@@ -43,7 +43,7 @@ struct EltRecordProbe
 
 /* Column names of elt.sync_record, in the order of EltRecordColumn. */
 static const char *const record_columns[ELT_RECORD_NCOLS] = {
-	"state", "payload_hash", "confirmed_hash", "destination_id"
+	"state", "payload_hash", "confirmed_hash", "destination_id", "last_status"
 };
 
 /* Does the sync have any record yet? One scan on the index's first column. */
