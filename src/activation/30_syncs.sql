@@ -273,6 +273,7 @@ AS $$
 DECLARE
 	s elt.sync := elt._sync_for_owner(name);
 	old_key text[] := s.key;
+	old_destination int := s.destination_id;
 BEGIN
 	s.source := coalesce(elt._qualified_source(source, source_rel), s.source);
 	IF destination IS NOT NULL THEN
@@ -301,15 +302,16 @@ BEGIN
 		update_endpoint = s.update_endpoint, delete_endpoint = s.delete_endpoint,
 		id_pointer = s.id_pointer
 	WHERE x.id = s.id;
-	-- records are kept per key: a new key definition starts from scratch
-	IF s.key IS DISTINCT FROM old_key THEN
+	-- records are kept per key and say what the destination holds: a new
+	-- key definition or another destination starts from scratch
+	IF s.key IS DISTINCT FROM old_key OR s.destination_id IS DISTINCT FROM old_destination THEN
 		DELETE FROM elt.sync_record r WHERE r.sync_id = s.id;
 		DELETE FROM elt.dead_letter r WHERE r.sync_id = s.id;
 	END IF;
 END
 $$;
 COMMENT ON FUNCTION elt._alter_sync(text, text, regclass, text, text[], text, text, text, text, text, text, text, text, text) IS
-	'Changes a sync; NULL keeps a setting, '''' clears an optional expression or endpoint. Changing key forgets what was sent.';
+	'Changes a sync; NULL keeps a setting, '''' clears an optional expression or endpoint. Changing key or destination forgets what was sent.';
 
 CREATE FUNCTION elt.drop_sync(name text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -385,4 +387,4 @@ AS $$
 		update_endpoint, delete_endpoint, id_pointer, upsert_endpoint)
 $$;
 COMMENT ON FUNCTION elt.alter_sync(text, text, text, text[], text, text, text, text, text, text, text, text, text) IS
-	'Changes a sync; NULL keeps a setting, '''' clears an optional expression or endpoint. Changing key forgets what was sent.';
+	'Changes a sync; NULL keeps a setting, '''' clears an optional expression or endpoint. Changing key or destination forgets what was sent.';

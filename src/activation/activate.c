@@ -13,6 +13,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -118,12 +119,33 @@ StartRun(const char *name, MemoryContext cxt)
 }
 
 /*
- * elt_activate
- *		elt.activate(sync, dry_run): diffs the sync's source against what its
- *		destination confirmed, sends the difference (unless dry_run) and
- *		returns the counts. Runs as the extension owner (SECURITY DEFINER)
- *		and reads the source as the sync's owner.
+ * PinOutputSettings
+ *		Pins the settings that change how values are written as text for the
+ *		rest of the run (undone by AtEOXact_GUC, or by the abort of an
+ *		error): a key or payload must not depend on who runs the sync (a
+ *		client in another time zone, pg_cron, the streaming worker), or the
+ *		same row would look new, or as another key. Returns the GUC nest
+ *		level to pop.
  */
+static int
+PinOutputSettings(void)
+{
+	static const char *const settings[][2] = {
+		{"TimeZone", "UTC"},
+		{"DateStyle", "ISO, MDY"},
+		{"IntervalStyle", "postgres"},
+		{"extra_float_digits", "1"},
+		{"bytea_output", "hex"},
+		{"lc_monetary", "C"},
+	};
+	int			nest = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(settings); i++)
+		(void) set_config_option(settings[i][0], settings[i][1], PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
 /*
  * Activate
  *		A run of a sync (all of its rows, or only keys_json's) that returns
@@ -142,6 +164,7 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 	char	   *issues;
 	HeapTuple	result;
 	int64		usecs;
+	int			nest;
 	MemoryContext outer = CurrentMemoryContext;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -150,6 +173,7 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "elt activate",
 								ALLOCSET_DEFAULT_SIZES);
+	nest = PinOutputSettings();
 	SPI_connect();
 	run = StartRun(name, cxt);
 	run->dry_run = dry_run;
@@ -190,6 +214,7 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 		PopActiveSnapshot();
 	}
 	SPI_finish();
+	AtEOXact_GUC(true, nest);
 	MemoryContextSwitchTo(outer);
 
 	usecs = GetCurrentTimestamp() - started;
@@ -214,10 +239,11 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 }
 
 /*
- * elt_preview
- *		elt.preview(sync, n): the first n requests the next activate() would
- *		send, as method, URL, headers (secrets masked) and body. Sends
- *		nothing and writes nothing.
+ * elt_activate
+ *		elt.activate(sync, dry_run): diffs the sync's source against what its
+ *		destination confirmed, sends the difference (unless dry_run) and
+ *		returns the counts. Runs as the extension owner (SECURITY DEFINER)
+ *		and reads the source as the sync's owner.
  */
 Datum
 elt_activate(PG_FUNCTION_ARGS)
@@ -238,6 +264,12 @@ elt_activate_keys(PG_FUNCTION_ARGS)
 					text_to_cstring(PG_GETARG_TEXT_PP(1)));
 }
 
+/*
+ * elt_preview
+ *		elt.preview(sync, n): the first n requests the next activate() would
+ *		send, as method, URL, headers (secrets masked) and body. Sends
+ *		nothing and writes nothing.
+ */
 Datum
 elt_preview(PG_FUNCTION_ARGS)
 {
@@ -246,6 +278,7 @@ elt_preview(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	EltRun	   *run;
 	MemoryContext cxt;
+	int			nest;
 
 	if (n < 1)
 		ereport(ERROR,
@@ -257,6 +290,7 @@ elt_preview(PG_FUNCTION_ARGS)
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "elt preview",
 								ALLOCSET_DEFAULT_SIZES);
+	nest = PinOutputSettings();
 	SPI_connect();
 	run = StartRun(name, cxt);
 	run->preview = true;
@@ -266,6 +300,7 @@ elt_preview(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(cxt);
 	EltRunSync(run);
 	SPI_finish();
+	AtEOXact_GUC(true, nest);
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }

@@ -52,6 +52,24 @@ CREATE TRIGGER stream_deleted AFTER DELETE ON elt.stream
 	FOR EACH STATEMENT EXECUTE FUNCTION elt._stream_deleted();
 REVOKE ALL ON FUNCTION elt._stream_deleted() FROM PUBLIC;
 
+-- A sync's definition changed (payload, filter, key, mode, destination,
+-- endpoints): what its streamed keys were diffed against no longer holds
+-- for the rows that did not change since, so resync by diff.
+CREATE FUNCTION elt._sync_altered() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE elt.stream st SET resync_needed = true, resync_reason = 'sync altered'
+	WHERE st.sync_id = NEW.id AND st.enabled;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER sync_altered AFTER UPDATE ON elt.sync
+	FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+	EXECUTE FUNCTION elt._sync_altered();
+REVOKE ALL ON FUNCTION elt._sync_altered() FROM PUBLIC;
+
 COMMENT ON TABLE elt.stream_change IS
 	'Staged changes per sync and key (key values as text), latest (commit end LSN, position) wins.';
 

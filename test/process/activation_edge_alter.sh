@@ -7,7 +7,8 @@
 # went to DELETE <base URL>/). Also what already held: changing payload or
 # key, drop and re-create, mirror with an altered filter, dry_run leaving
 # no trace, retry_dead_letters, text keys needing escapes in {key}, a
-# renamed source.
+# renamed source. Keys and payloads that do not depend on the session's
+# settings (time zone, DateStyle, ...); an altered destination resends.
 . "$ELT_ROOT/test/lib/activation.sh"
 
 psql -XAtq -v ON_ERROR_STOP=1 <<SQL
@@ -157,6 +158,31 @@ q "ALTER TABLE act_edge.t RENAME TO t_old" >/dev/null
 err=$(psql -XAtq -c "SELECT elt.activate('edge_t')" 2>&1 || true)
 check "a renamed source is a clear error" "$(echo "$err" | head -1)" \
 	'ERROR:  source "act_edge.t" of sync "edge_t" does not exist'
+
+# --- keys and payloads do not depend on the session's settings ---------------
+# (a pg_cron job, the streaming worker and a client in another time zone
+# must see the same rows as the same keys and versions)
+q "CREATE TABLE act_edge.ts (at timestamptz PRIMARY KEY, x float8, d interval, b bytea);
+   INSERT INTO act_edge.ts VALUES ('2026-03-01 12:00+00', 0.1, '1 day 2 hours', '\\x01ff'),
+	('2026-07-01 23:30+00', 1e-7, '3 mons', '\\x00')" >/dev/null
+q "SELECT elt.create_sync('edge_ts', 'act_edge.ts', 'act_edge', '{at}', mode => 'mirror',
+	upsert_endpoint => 'POST /ts/{key}', delete_endpoint => 'DELETE /ts/{key}')" >/dev/null
+check "timestamptz keys: first run (UTC) sends both" \
+	"$(PGTZ=UTC q "SELECT inserted FROM elt.activate('edge_ts')")" 2
+check "a run in another time zone, DateStyle, IntervalStyle, float digits and bytea output sends nothing" \
+	"$(PGTZ=Asia/Kolkata PGDATESTYLE='SQL, DMY' PGOPTIONS='-c extra_float_digits=-3 -c IntervalStyle=sql_standard -c bytea_output=escape' \
+		q "SELECT inserted, updated, deleted, unchanged FROM elt.activate('edge_ts')")" "0|0|0|2"
+check "and its preview sends nothing either" \
+	"$(PGTZ=Asia/Kolkata q "SELECT count(*) FROM elt.preview('edge_ts')")" 0
+check "the session's own settings are back after the run" \
+	"$(PGTZ=Asia/Kolkata q "SELECT elt.activate('edge_ts') IS NOT NULL, current_setting('TimeZone')")" "t|Asia/Kolkata"
+
+# --- another destination starts from scratch ---------------------------------
+q "SELECT elt.create_destination('act_edge_other', '$MOCK_URL')" >/dev/null
+q "SELECT elt.alter_sync('edge_ts', destination => 'act_edge_other')" >/dev/null
+check "after the destination changed, every row is sent to the new one" \
+	"$(q "SELECT inserted, unchanged FROM elt.activate('edge_ts')")" "2|0"
+q "SELECT elt.drop_destination('act_edge_other', cascade => true)" >/dev/null
 
 q "DROP SCHEMA act_edge CASCADE" >/dev/null
 q "SELECT elt.drop_destination('act_edge', cascade => true); SELECT elt.drop_destination('act_edge_once', cascade => true)" >/dev/null

@@ -5,7 +5,8 @@
 # name order: id, region) and put in its own order. Key values with commas,
 # quotes, backslashes, brackets, a tab, "null" and non-ASCII text; several
 # changes to a row in one transaction and across transactions. Both
-# destinations end with every row's final state.
+# destinations end with every row's final state. Altering a streamed sync
+# resyncs it.
 . "$ELT_ROOT/test/lib/streaming.sh"
 stream_setup
 
@@ -47,3 +48,10 @@ check "id: the destination holds every row's final state" \
 	"$(mock_holds "SELECT jsonb_build_object('k', id::text, 'v', v) FROM pairs" ids)" 0
 check "a last activate() of either sync finds nothing to send" \
 	"$(q "SELECT sum(x.inserted + x.updated) FROM unnest(ARRAY['pairs_rt', 'ids_rt']) s, elt.activate(s) x")" 0
+
+# an altered sync is resynced: rows that do not change again still get the
+# new payload (the worker only looks at changed keys otherwise)
+q "SELECT elt.alter_sync('ids_rt', payload => 'jsonb_build_object(''k'', r.id::text, ''v'', r.v, ''rev'', 2)')" >/dev/null
+wait_settled 60 || { q "SELECT * FROM elt.worker_status"; fail "the resync did not settle"; }
+check "every row has the altered payload at the destination, changed or not" \
+	"$(mock_holds "SELECT jsonb_build_object('k', id::text, 'v', v, 'rev', 2) FROM pairs" ids)" 0
