@@ -155,6 +155,8 @@ extern char *EltVanishedQuery(const EltSync *sync, const char *key_condition,
 							  const char *record_condition);
 extern bool EltSourceKeyIsUnique(const EltSync *sync);
 extern char *EltKeyColumns(const EltSync *sync);
+extern Oid	EltSourceRelid(const EltSync *sync);
+extern AttrNumber EltKeyAttnum(const EltSync *sync, Oid relid, const char *column);
 extern char *EltQualifiedRelation(Oid relid);
 extern Oid	EltCatalogRelid(const char *name);
 

@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "activation/activation.h"
+#include "pg_elt.h"
 
 /* A 128-bit digest of a key text (see Digest()). */
 typedef struct KeyDigest
@@ -371,6 +372,14 @@ DiffReceive(TupleTableSlot *slot, DestReceiver *self)
 		return true;
 	}
 	key = DatumGetTextPP(slot->tts_values[COL_KEY]);
+	if (VARSIZE_ANY_EXHDR(key) > ELT_KEY_MAX_BYTES)
+	{
+		/* no index of the bookkeeping (or of the stage) could hold it */
+		run->invalid_keys++;
+		EltAddIssue(run, NULL, psprintf("key longer than %d bytes (as JSON text)", ELT_KEY_MAX_BYTES));
+		MemoryContextSwitchTo(old);
+		return true;
+	}
 	if (run->duplicates && IsDuplicate(run, key))
 	{
 		run->invalid_keys++;

@@ -11,13 +11,10 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
-#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/regproc.h"
 
 #include "activation/activation.h"
 
@@ -25,8 +22,7 @@
 static char *
 KeyCasts(const EltSync *sync)
 {
-	List	   *names = stringToQualifiedNameList(sync->source);
-	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+	Oid			relid = EltSourceRelid(sync);
 	StringInfoData casts;
 	ListCell   *lc;
 	int			i = 0;
@@ -35,17 +31,11 @@ KeyCasts(const EltSync *sync)
 	foreach(lc, sync->keys)
 	{
 		const char *column = lfirst(lc);
-		AttrNumber	attnum = get_attnum(relid, column);
+		AttrNumber	attnum = EltKeyAttnum(sync, relid, column);
 		Oid			typid;
 		int32		typmod;
 		Oid			collid;
 
-		if (attnum == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("key column \"%s\" of sync \"%s\" no longer exists in %s",
-							column, sync->name, sync->source),
-					 errhint("Alter the sync's key, or restore the column.")));
 		get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
 		appendStringInfo(&casts, "%s(e.k ->> %d)::%s", i ? ", " : "", i,
 						 format_type_with_typemod(typid, typmod));

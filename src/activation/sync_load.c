@@ -13,6 +13,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 
 #include "activation/activation.h"
 
@@ -128,6 +129,7 @@ EltLoadSync(const char *name, bool resolve_secrets)
 	char	   *v;
 	char	   *ref;
 	bool		has_secret;
+	ListCell   *lc;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	args[0] = CStringGetTextDatum(name);
@@ -188,6 +190,10 @@ EltLoadSync(const char *name, bool resolve_secrets)
 				 errdetail("The relation was dropped or renamed after the sync was created."),
 				 errhint("Recreate the source, or point the sync elsewhere with elt.alter_sync().")));
 
+	/* a key column renamed or dropped since: say so, not the diff query */
+	foreach(lc, s->keys)
+		(void) EltKeyAttnum(s, EltSourceRelid(s), (const char *) lfirst(lc));
+
 	if (resolve_secrets)
 	{
 		if (ref != NULL)
@@ -200,6 +206,35 @@ EltLoadSync(const char *name, bool resolve_secrets)
 												 strncmp(v, "file:", 5) != 0);
 	}
 	return s;
+}
+
+/* The source relation of a loaded sync (which EltLoadSync found). */
+Oid
+EltSourceRelid(const EltSync *sync)
+{
+	List	   *names = stringToQualifiedNameList(sync->source);
+
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+}
+
+/*
+ * EltKeyAttnum
+ *		The attribute number of a key column of the sync in its source, or
+ *		an error saying the column is gone.
+ */
+AttrNumber
+EltKeyAttnum(const EltSync *sync, Oid relid, const char *column)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of sync \"%s\" no longer exists in %s",
+						column, sync->name, sync->source),
+				 errdetail("The column was dropped or renamed after the sync was created."),
+				 errhint("Alter the sync's key, or restore the column.")));
+	return attnum;
 }
 
 /* Does an endpoint of the sync name the record by {key}? */

@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
+#include "pg_elt.h"
 #include "worker/worker.h"
 
 /* A sync streaming a relation, and where its key columns sit in a line. */
@@ -63,6 +64,7 @@ struct EltStager
 	int			maxchanges;
 	List	   *truncated;		/* relids truncated in the chunk */
 	List	   *unkeyed;		/* relids with an old key not in the WAL */
+	List	   *overlong;		/* relids with a key too long to stage */
 };
 
 /*
@@ -276,6 +278,11 @@ EltStagerAdd(EltStager *s, const char *line)
 			key = SyncKey(sync, p);
 			if (key == NULL)
 				BadLine(line);
+			if (strlen(key) > ELT_KEY_MAX_BYTES)
+			{
+				s->overlong = list_append_unique_oid(s->overlong, relid);
+				continue;
+			}
 			c = &s->changes[s->nchanges++];
 			c->sync_id = sync->sync_id;
 			c->key = key;
@@ -389,6 +396,8 @@ EltStagerFlush(EltStager *s)
 	/* TRUNCATE is one event for the whole table: resync by diff */
 	MarkResync(s->truncated, "source truncated");
 	/* a delete or key change without its old key: resync by diff */
+	/* the diff reports such a key in the run's issues */
+	MarkResync(s->overlong, "a key longer than the stage can hold: resynchronised by diff");
 	MarkResync(s->unkeyed, "the replica identity of the source does not cover the key:"
 			   " updates and deletes are resynchronised by diff");
 
@@ -397,4 +406,5 @@ EltStagerFlush(EltStager *s)
 	s->nchanges = 0;
 	s->truncated = NIL;
 	s->unkeyed = NIL;
+	s->overlong = NIL;
 }

@@ -153,6 +153,13 @@ check "and deleted" "$(q "SELECT deleted FROM elt.activate('edge_t')")" 5
 check "the deletes name the same paths as the creates" \
 	"$(mock_requests since=$since | jq -r '[.[] | .path | sub("^/hook_t/"; "")] | sort | join(" ")')" "$created"
 
+# --- a renamed key column ------------------------------------------------------
+q "ALTER TABLE act_edge.t RENAME COLUMN k TO k2" >/dev/null
+err=$(psql -XAtq -c "SELECT elt.activate('edge_t')" 2>&1 || true)
+check "a renamed key column is a clear error" "$(echo "$err" | head -1)" \
+	'ERROR:  key column "k" of sync "edge_t" no longer exists in act_edge.t'
+q "ALTER TABLE act_edge.t RENAME COLUMN k2 TO k" >/dev/null
+
 # --- a renamed source --------------------------------------------------------
 q "ALTER TABLE act_edge.t RENAME TO t_old" >/dev/null
 err=$(psql -XAtq -c "SELECT elt.activate('edge_t')" 2>&1 || true)
@@ -176,6 +183,15 @@ check "and its preview sends nothing either" \
 	"$(PGTZ=Asia/Kolkata q "SELECT count(*) FROM elt.preview('edge_ts')")" 0
 check "the session's own settings are back after the run" \
 	"$(PGTZ=Asia/Kolkata q "SELECT elt.activate('edge_ts') IS NOT NULL, current_setting('TimeZone')")" "t|Asia/Kolkata"
+
+# --- a key too long to keep: reported per row, the others go ----------------
+q "CREATE TABLE act_edge.lk (k text PRIMARY KEY, v int);
+   INSERT INTO act_edge.lk SELECT string_agg(substr(md5(g::text), 1, 1) || '\"', ''), 1 FROM generate_series(1, 1300) g;
+   INSERT INTO act_edge.lk VALUES ('short', 2)" >/dev/null
+q "SELECT elt.create_sync('edge_lk', 'act_edge.lk', 'act_edge', '{k}')" >/dev/null
+check "a key longer than 2000 bytes as JSON is an invalid key; the other row is sent" \
+	"$(q "SELECT inserted, invalid_keys, issues->0->>'problem' FROM elt.activate('edge_lk')")" \
+	"1|1|key longer than 2000 bytes (as JSON text)"
 
 # --- another destination starts from scratch ---------------------------------
 q "SELECT elt.create_destination('act_edge_other', '$MOCK_URL')" >/dev/null
