@@ -71,7 +71,7 @@ GRANT SELECT ON elt.destinations, elt.sync_status, elt.sync_records,
 -- and that role may not read elt.sync_record: this security-barrier view
 -- gives it the records of its own syncs, and nothing else.
 CREATE VIEW elt._bookkeeping WITH (security_barrier) AS
-SELECT r.sync_id, r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id
+SELECT r.sync_id, r.key, r.state, r.payload_hash, r.confirmed_hash, r.destination_id, r.last_status
 FROM elt.sync_record r
 JOIN elt.sync s ON s.id = r.sync_id
 WHERE pg_has_role(current_user, s.owner, 'USAGE');

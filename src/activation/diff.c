@@ -62,7 +62,7 @@ typedef struct KnownKey
 	char	   *payload_hash;
 	char	   *confirmed_hash;
 	char	   *destination_id;
-	bool		by_validate;	/* rejected by validate, never sent */
+	bool		refused;		/* rejected by validate, or its delete refused */
 } KnownKey;
 
 /* Columns of the diff query (EltDiffQuery). */
@@ -178,6 +178,23 @@ RejectedByValidate(DiffReceiver *recv, TupleTableSlot *record)
 }
 
 /*
+ * Did the destination refuse to delete the record (in mirror mode, after
+ * its key left the source)? The record then still has the confirmed
+ * version, rejected with an HTTP status.
+ */
+static bool
+DeleteRefused(DiffReceiver *recv, TupleTableSlot *record)
+{
+	char	   *confirmed;
+
+	if (!SlotTextIs(record, RecordCol(recv, ELT_RECORD_STATE), "rejected") ||
+		record->tts_isnull[RecordCol(recv, ELT_RECORD_LAST_STATUS)])
+		return false;
+	confirmed = SlotText(record, RecordCol(recv, ELT_RECORD_CONFIRMED_HASH));
+	return confirmed && SlotTextIs(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH), confirmed);
+}
+
+/*
  * Is the version of a valid row what the bookkeeping says was settled for
  * its key?
  */
@@ -194,6 +211,9 @@ Unchanged(DiffReceiver *recv, TupleTableSlot *record, const char *hash)
 	 */
 	if (RejectedByValidate(recv, record))
 		return false;
+	/* back in the source after its delete was refused: see ClassifyRow */
+	if (DeleteRefused(recv, record))
+		return false;
 	/* rejected by the destination or dead-lettered: not again until the data changes */
 	return SlotTextIs(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH), hash);
 }
@@ -208,7 +228,7 @@ CopyKnown(DiffReceiver *recv, TupleTableSlot *record)
 	k->payload_hash = SlotText(record, RecordCol(recv, ELT_RECORD_PAYLOAD_HASH));
 	k->confirmed_hash = SlotText(record, RecordCol(recv, ELT_RECORD_CONFIRMED_HASH));
 	k->destination_id = SlotText(record, RecordCol(recv, ELT_RECORD_DESTINATION_ID));
-	k->by_validate = RejectedByValidate(recv, record);
+	k->refused = RejectedByValidate(recv, record) || DeleteRefused(recv, record);
 	return k;
 }
 
@@ -303,10 +323,11 @@ ClassifyRow(EltRun *run, EltRow *row, bool valid, KnownKey *k)
 
 	/*
 	 * Valid rows that did not change never get here (DiffReceive). A row
-	 * that validate refused and that is valid again as the version the
-	 * destination confirmed before: the destination has it already.
+	 * that validate refused and that is valid again, or that is back after
+	 * the destination refused to delete it, as the version the destination
+	 * confirmed: the destination has it already.
 	 */
-	if (k && k->by_validate && SameText(k->confirmed_hash, row->hash))
+	if (k && k->refused && SameText(k->confirmed_hash, row->hash))
 	{
 		run->unchanged++;
 		if (!run->dry_run && !run->preview)

@@ -348,7 +348,10 @@ EltDuplicateKeysQuery(const EltSync *sync, const char *key_condition)
  *		source's keys. It runs as the sync's owner, so the bookkeeping is
  *		read through the security-barrier view elt._bookkeeping.
  *		key_condition and record_condition restrict the source rows and the
- *		bookkeeping to a set of keys (see keyed.c).
+ *		bookkeeping to a set of keys (see keyed.c). A delete the destination
+ *		refused (4xx) is not sent again until the key comes back: its record
+ *		is the confirmed version, rejected with an HTTP status (a refusal by
+ *		validate has none).
  */
 char *
 EltVanishedQuery(const EltSync *sync, const char *key_condition, const char *record_condition)
@@ -358,7 +361,10 @@ EltVanishedQuery(const EltSync *sync, const char *key_condition, const char *rec
 	initStringInfo(&q);
 	appendStringInfo(&q,
 					 "SELECT b.key, b.confirmed_hash, b.destination_id FROM elt._bookkeeping b"
-					 " WHERE b.sync_id = %d%s%s AND NOT EXISTS (SELECT FROM (SELECT %s AS key",
+					 " WHERE b.sync_id = %d%s%s"
+					 " AND NOT (b.state = 'rejected' AND b.last_status IS NOT NULL"
+					 "          AND b.payload_hash IS NOT DISTINCT FROM b.confirmed_hash)"
+					 " AND NOT EXISTS (SELECT FROM (SELECT %s AS key",
 					 sync->id, record_condition ? " AND b." : "",
 					 record_condition ? record_condition : "", KeyExpression(sync));
 	AppendSourceScan(&q, sync, key_condition);

@@ -193,6 +193,32 @@ check "a key longer than 2000 bytes as JSON is an invalid key; the other row is 
 	"$(q "SELECT inserted, invalid_keys, issues->0->>'problem' FROM elt.activate('edge_lk')")" \
 	"1|1|key longer than 2000 bytes (as JSON text)"
 
+# --- a delete the destination refuses is not sent again ---------------------
+q "CREATE TABLE act_edge.rd (id int PRIMARY KEY, v int);
+   INSERT INTO act_edge.rd SELECT g, g FROM generate_series(1, 3) g" >/dev/null
+q "SELECT elt.create_sync('edge_rd', 'act_edge.rd', 'act_edge_once', '{id}', mode => 'mirror',
+	upsert_endpoint => 'POST /rd/{key}', delete_endpoint => 'DELETE /rd/{key}')" >/dev/null
+check "mirror: three rows sent" "$(q "SELECT inserted FROM elt.activate('edge_rd')")" 3
+q "DELETE FROM act_edge.rd WHERE id = 3" >/dev/null
+mock_faults '{"fail_first_n": 1, "status": 403}' >/dev/null
+check "the delete is refused with a 403" "$(q "SELECT deleted, rejected FROM elt.activate('edge_rd')")" "0|1"
+mock_faults '{}' >/dev/null
+since=$(mock_count)
+check "the next run does not send the refused delete again" \
+	"$(q "SELECT deleted, rejected, requests FROM elt.activate('edge_rd')")" "0|0|0"
+check "no request was made" "$(mock_requests since=$since | jq length)" 0
+check "the record says the delete was refused" \
+	"$(q "SELECT state, last_status FROM elt.sync_records WHERE sync = 'edge_rd' AND key = '[3]'")" "rejected|403"
+q "INSERT INTO act_edge.rd VALUES (3, 3)" >/dev/null
+check "the key back as the destination holds it: nothing to send" \
+	"$(q "SELECT inserted, updated, deleted, requests FROM elt.activate('edge_rd')")" "0|0|0|0"
+check "and the record is confirmed again" \
+	"$(q "SELECT state FROM elt.sync_records WHERE sync = 'edge_rd' AND key = '[3]'")" confirmed
+q "DELETE FROM act_edge.rd WHERE id = 3" >/dev/null
+q "UPDATE act_edge.rd SET v = 20 WHERE id = 2" >/dev/null
+check "once gone again its delete is sent, and other keys go as usual" \
+	"$(q "SELECT deleted, updated FROM elt.activate('edge_rd')")" "1|1"
+
 # --- another destination starts from scratch ---------------------------------
 q "SELECT elt.create_destination('act_edge_other', '$MOCK_URL')" >/dev/null
 q "SELECT elt.alter_sync('edge_ts', destination => 'act_edge_other')" >/dev/null
