@@ -13,7 +13,7 @@
  * The longest key (its values as a JSON array) a sync keeps: the bookkeeping
  * and the stage index keys, and a btree entry holds at most ~2.7 kB.
  */
-#define ELT_KEY_MAX_BYTES 2000
+#define ELT_KEY_MAX_BYTES 2600
 
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool elt_preloaded;

@@ -189,11 +189,13 @@ Activate(FunctionCallInfo fcinfo, const char *name, bool dry_run, const char *ke
 							   "the snapshot of such a transaction is older and could send again what another run just confirmed."),
 					 errhint("Call it in a READ COMMITTED transaction (the default), or with dry_run => true to plan only.")));
 		LockSync(run->sync);
+		EltLockSource(run);
 
 		/*
-		 * The statement's snapshot predates the lock: a run of the sync
+		 * The statement's snapshot predates the locks: a run of the sync
 		 * (the streaming worker's, say) that committed in between confirmed
-		 * versions this one would not see, and send again.
+		 * versions this one would not see, and send again; a rewrite of the
+		 * source that committed in between would look like an empty table.
 		 */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		run->run_id = StartRunRow(run->sync);

@@ -126,6 +126,7 @@ typedef struct EltRun
 
 /* diff.c */
 extern void EltRunSync(EltRun *run);
+extern void EltLockSource(EltRun *run);
 extern void EltAddIssue(EltRun *run, const char *key, const char *problem);
 extern void EltMaybeProgress(EltRun *run);
 

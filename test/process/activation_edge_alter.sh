@@ -189,9 +189,9 @@ q "CREATE TABLE act_edge.lk (k text PRIMARY KEY, v int);
    INSERT INTO act_edge.lk SELECT string_agg(substr(md5(g::text), 1, 1) || '\"', ''), 1 FROM generate_series(1, 1300) g;
    INSERT INTO act_edge.lk VALUES ('short', 2)" >/dev/null
 q "SELECT elt.create_sync('edge_lk', 'act_edge.lk', 'act_edge', '{k}')" >/dev/null
-check "a key longer than 2000 bytes as JSON is an invalid key; the other row is sent" \
+check "a key longer than 2600 bytes as JSON is an invalid key; the other row is sent" \
 	"$(q "SELECT inserted, invalid_keys, issues->0->>'problem' FROM elt.activate('edge_lk')")" \
-	"1|1|key longer than 2000 bytes (as JSON text)"
+	"1|1|key longer than 2600 bytes (as JSON text)"
 
 # --- a delete the destination refuses is not sent again ---------------------
 q "CREATE TABLE act_edge.rd (id int PRIMARY KEY, v int);
