@@ -578,44 +578,12 @@ FetchAsOwner(EltRun *run, Portal portal, long count, DiffReceiver *recv)
 }
 
 /*
- * EltLockSource
- *		Takes the locks the run's source query needs (the source, the tables
- *		of a view, those of filter and payload subqueries), by planning it as
- *		the sync's owner, before the run takes its snapshot. A table rewrite
- *		(ALTER TABLE ... TYPE, TRUNCATE) is not MVCC-safe: a snapshot taken
- *		before it committed sees the rewritten table empty. A query waiting
- *		for the rewrite's lock with such a snapshot found no rows, and a run
- *		counted every key as gone (the streaming worker settled changed keys
- *		unsent; mirror mode would delete).
+ * PrepareAsOwner
+ *		Prepares query as the sync's owner and, if open, opens a cursor over
+ *		it (else only its locks stay, see EltLockSource).
  */
-void
-EltLockSource(EltRun *run)
-{
-	Oid			saved_user;
-	int			saved_sec;
-
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(run->sync->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		SPIPlanPtr	plan = SPI_prepare(EltDiffQuery(run->sync, NULL), 0, NULL);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for the source of sync \"%s\": %s",
-				 run->sync->name, SPI_result_code_string(SPI_result));
-		SPI_freeplan(plan);
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(saved_user, saved_sec);
-	}
-	PG_END_TRY();
-}
-
-/* Opens a cursor over query as the sync's owner. */
 static Portal
-OpenAsOwner(EltRun *run, const char *query)
+PrepareAsOwner(EltRun *run, const char *query, bool open)
 {
 	Oid			saved_user;
 	int			saved_sec;
@@ -631,7 +599,10 @@ OpenAsOwner(EltRun *run, const char *query)
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for the source of sync \"%s\": %s",
 				 run->sync->name, SPI_result_code_string(SPI_result));
-		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+		if (open)
+			portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+		else
+			SPI_freeplan(plan);
 	}
 	PG_FINALLY();
 	{
@@ -639,6 +610,23 @@ OpenAsOwner(EltRun *run, const char *query)
 	}
 	PG_END_TRY();
 	return portal;
+}
+
+/*
+ * EltLockSource
+ *		Takes the locks the run's source query needs (the source, the tables
+ *		of a view, those of filter and payload subqueries), by preparing it as
+ *		the sync's owner, before the run takes its snapshot. A table rewrite
+ *		(ALTER TABLE ... TYPE, TRUNCATE) is not MVCC-safe: a snapshot taken
+ *		before it committed sees the rewritten table empty. A query waiting
+ *		for the rewrite's lock with such a snapshot found no rows, and a run
+ *		counted every key as gone (the streaming worker settled changed keys
+ *		unsent; mirror mode would delete).
+ */
+void
+EltLockSource(EltRun *run)
+{
+	(void) PrepareAsOwner(run, EltDiffQuery(run->sync, NULL), false);
 }
 
 /*
@@ -650,7 +638,7 @@ OpenAsOwner(EltRun *run, const char *query)
 static void
 DiffAll(EltRun *run, const char *query, DiffReceiver *recv, long fetch)
 {
-	Portal		portal = OpenAsOwner(run, query);
+	Portal		portal = PrepareAsOwner(run, query, true);
 
 	while (!run->stop)
 	{

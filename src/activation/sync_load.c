@@ -130,6 +130,7 @@ EltLoadSync(const char *name, bool resolve_secrets)
 	char	   *ref;
 	bool		has_secret;
 	ListCell   *lc;
+	Oid			relid;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	args[0] = CStringGetTextDatum(name);
@@ -191,8 +192,9 @@ EltLoadSync(const char *name, bool resolve_secrets)
 				 errhint("Recreate the source, or point the sync elsewhere with elt.alter_sync().")));
 
 	/* a key column renamed or dropped since: say so, not the diff query */
+	relid = EltSourceRelid(s);
 	foreach(lc, s->keys)
-		(void) EltKeyAttnum(s, EltSourceRelid(s), (const char *) lfirst(lc));
+		(void) EltKeyAttnum(s, relid, (const char *) lfirst(lc));
 
 	if (resolve_secrets)
 	{
