@@ -72,13 +72,18 @@ check "shape: every change around ADD/DROP COLUMN and a rewrite arrived" \
 	"$(mock_holds "SELECT jsonb_build_object('a', a) FROM shape UNION ALL SELECT '{\"a\": \"a30\"}'" shape)" 0
 
 # --- the streamed table dropped and recreated under the same name ------------
-q "CREATE TABLE public.phoenix (id int PRIMARY KEY, v text)" >/dev/null
-q "SELECT elt.create_sync('phoenix_rt', 'public.phoenix', 'ddl_dest', '{id}', mode => 'mirror',
-	payload => 'jsonb_build_object(''id'', r.id::text, ''v'', r.v)', upsert_endpoint => 'POST /phoenix/upsert?key=id',
-	delete_endpoint => 'DELETE /phoenix/{key}')" >/dev/null
-q "SELECT elt.stream('phoenix_rt')" >/dev/null
-q "INSERT INTO phoenix SELECT g, 'old ' || g FROM generate_series(1, 20) g" >/dev/null
-wait_settled 60 || fail "phoenix: the inserts did not settle"
+# streamed_mirror TABLE ROWS PREFIX: a table (id, v) with ROWS rows 'PREFIX id',
+# a mirror sync TABLE_rt streaming it to collection TABLE, settled
+streamed_mirror() {
+	q "CREATE TABLE public.$1 (id int PRIMARY KEY, v text)" >/dev/null
+	q "SELECT elt.create_sync('$1_rt', 'public.$1', 'ddl_dest', '{id}', mode => 'mirror',
+		payload => 'jsonb_build_object(''id'', r.id::text, ''v'', r.v)', upsert_endpoint => 'POST /$1/upsert?key=id',
+		delete_endpoint => 'DELETE /$1/{key}')" >/dev/null
+	q "SELECT elt.stream('$1_rt')" >/dev/null
+	q "INSERT INTO $1 SELECT g, '$3' || g FROM generate_series(1, $2) g" >/dev/null
+	wait_settled 60 || fail "$1: the inserts did not settle"
+}
+streamed_mirror phoenix 20 'old '
 psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 DROP TABLE phoenix;
 CREATE TABLE phoenix (id int PRIMARY KEY, v text);
@@ -91,13 +96,7 @@ check "phoenix: the destination mirrors the recreated table" \
 	"$(mock_holds "SELECT jsonb_build_object('v', v) FROM phoenix" phoenix)" 0
 
 # --- replica identity changed after streaming was turned on ------------------
-q "CREATE TABLE public.loose (id int PRIMARY KEY, v text)" >/dev/null
-q "SELECT elt.create_sync('loose_rt', 'public.loose', 'ddl_dest', '{id}', mode => 'mirror',
-	payload => 'jsonb_build_object(''id'', r.id::text, ''v'', r.v)', upsert_endpoint => 'POST /loose/upsert?key=id',
-	delete_endpoint => 'DELETE /loose/{key}')" >/dev/null
-q "SELECT elt.stream('loose_rt')" >/dev/null
-q "INSERT INTO loose SELECT g, 'v' || g FROM generate_series(1, 10) g" >/dev/null
-wait_settled 60 || fail "loose: the inserts did not settle"
+streamed_mirror loose 10 v
 q "ALTER TABLE loose REPLICA IDENTITY NOTHING" >/dev/null
 q "DELETE FROM loose WHERE id <= 3" >/dev/null
 q "UPDATE loose SET id = 104 WHERE id = 4" >/dev/null
