@@ -102,6 +102,7 @@ printf 'B4a activate() %.0f req/s   bare_client %.0f req/s   ratio %.2f  (target
 	"$a" "$b" "$(calc "$a / $b")"
 printf '    engine alone (elt.http_bench, no diff, no bookkeeping) %.0f req/s, %.2f of bare_client; sink alone %.0f req/s\n' \
 	"$e" "$(calc "$e / $b")" "$sink"
+[ "${ONLY_B4A:-0}" = 1 ] && exit 0		# ONLY_B4A=1: stop after B4a
 
 # ---------------------------------------------------------------- B4b + B6 ----
 # B6 samples the backend of every B4b run (a first sync of 1M rows: every row

@@ -433,6 +433,21 @@ BatchItemErrors(const char *response, int n)
 }
 
 /*
+ * RecordVanished
+ *		Was an update of a record by its destination id answered "not found"
+ *		(404 or 410) in a mode that creates missing records?
+ */
+static bool
+RecordVanished(const EltSync *sync, const EltReq *req, const EltRow *row)
+{
+	long		status = req->http.status;
+
+	return req->op == ELT_OP_UPDATE && (status == 404 || status == 410) &&
+		row->destination_id != NULL && strstr(sync->update_ep.path, "{id}") != NULL &&
+		(strcmp(sync->mode, "upsert") == 0 || strcmp(sync->mode, "mirror") == 0);
+}
+
+/*
  * OnDone
  *		Engine callback with the final outcome of a request: confirms,
  *		rejects or dead-letters each of its records. A batch refused as a
@@ -491,6 +506,20 @@ OnDone(EltHttpRequest *http, void *arg)
 				run->inserted++;
 			else
 				run->updated++;
+		}
+		else if (RecordVanished(sync, req, row))
+		{
+			/*
+			 * Someone deleted the record at the destination: in upsert and
+			 * mirror modes the source's row belongs there, so create it again
+			 * (its new id replaces the old one when the create is confirmed).
+			 */
+			EltAddIssue(run, row->key,
+						psprintf("HTTP %ld: the destination no longer has record %s; created again",
+								 http->status, row->destination_id));
+			row->destination_id = NULL;
+			row->op = ELT_OP_CREATE;
+			Submit(run, &row, 1, ELT_OP_CREATE);
 		}
 		else if (http->outcome == ELT_HTTP_REJECTED && req->nrows > 1 &&
 				 http->status >= 400)

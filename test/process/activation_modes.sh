@@ -91,6 +91,29 @@ check "mirror: the deleted key is forgotten" \
 r=$(q "SELECT requests FROM elt.activate('act_mirror')")
 check "mirror: nothing to do on the next run" "$r" 0
 
+# --- a record deleted at the destination is created again on its next change
+id4=$(q "SELECT destination_id FROM elt.sync_records WHERE sync = 'act_mirror' AND key = '[4]'")
+curl -sf -o /dev/null -X DELETE "$MOCK_URL/people/$id4" || fail "could not delete people/$id4 at the mock"
+q "UPDATE act_modes.contacts SET email = 'changed4@example.com' WHERE id = 4" >/dev/null
+since=$(mock_count)
+r=$(q "SELECT inserted, updated, rejected, failed, requests, issues::text FROM elt.activate('act_mirror')")
+check "mirror: an update answered 404 is created again" "$r" \
+	"1|0|0|0|2|[{\"key\": [4], \"problem\": \"HTTP 404: the destination no longer has record $id4; created again\"}]"
+check "mirror: the 404 came from PATCH /people/{id}, then a POST created it" \
+	"$(mock_requests since=$since | jq -r 'map(.method + " " + .path + " " + (.status|tostring)) | join(",")')" \
+	"PATCH /people/$id4 404,POST /people 201"
+check "mirror: the destination holds the source again" \
+	"$(mock_same_as "SELECT jsonb_build_object('src', id, 'email', email) FROM act_modes.contacts WHERE id <= 5" people)" t
+new4=$(q "SELECT destination_id FROM elt.sync_records WHERE sync = 'act_mirror' AND key = '[4]'")
+check "mirror: the record keeps the new id" "$new4" \
+	"$(mock_state people | jq -r '[.records[] | select(.src == 4)][0].id')"
+q "UPDATE act_modes.contacts SET email = 'again4@example.com' WHERE id = 4" >/dev/null
+since=$(mock_count)
+r=$(q "SELECT inserted, updated FROM elt.activate('act_mirror')")
+check "mirror: the next change updates the new id" "$r" "0|1"
+check "mirror: ... with PATCH /people/<new id>" \
+	"$(mock_requests since=$since | jq -r '.[0] | .method + " " + .path')" "PATCH /people/$new4"
+
 # --- insert, then update mode on the same records ---------------------------
 q "SELECT elt.create_sync('act_ins', 'act_modes.contacts', 'act_crm', '{id}', mode => 'insert',
 	payload => \$\$jsonb_build_object('src', r.id, 'name', r.name)\$\$, filter => 'r.id <= 4',
