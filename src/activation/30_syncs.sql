@@ -328,6 +328,30 @@ $$;
 COMMENT ON FUNCTION elt.drop_sync(text) IS
 	'Drops a sync with its bookkeeping, run history, request log and dead letters (the destination keeps its data).';
 
+-- A full resync, as dbt's --full-refresh is for a model: forget what the
+-- destination was sent, so that the next run sends every row again.
+CREATE FUNCTION elt.reset_sync(name text) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+DECLARE
+	s elt.sync := elt._sync_for_owner(name);
+	forgotten bigint;
+BEGIN
+	-- a run in progress writes records of the sync: wait for it to commit
+	PERFORM pg_advisory_xact_lock(1701606401, s.id);	-- 0x656c7401, activate.c
+	DELETE FROM elt.sync_record r WHERE r.sync_id = s.id;
+	GET DIAGNOSTICS forgotten = ROW_COUNT;
+	DELETE FROM elt.dead_letter r WHERE r.sync_id = s.id;
+	-- the worker sends only keys that change: have it diff the whole source
+	UPDATE elt.stream st SET resync_needed = true, resync_reason = 'sync reset'
+	WHERE st.sync_id = s.id AND st.enabled;
+	RETURN forgotten;
+END
+$$;
+COMMENT ON FUNCTION elt.reset_sync(text) IS
+	'Forgets what a sync sent (its records and dead letters): the next run sends every row again. Returns the number of records forgotten.';
+
 REVOKE ALL ON FUNCTION elt._check_endpoint(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._check_pointer(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._check_sync(elt.sync) FROM PUBLIC;

@@ -61,6 +61,16 @@ q "UPDATE act_modes.contacts SET name = 'Fixed' WHERE id = 3" >/dev/null
 r=$(q "SELECT updated, rejected FROM elt.activate('act_upsert')")
 check "once its data changes it is sent again" "$r" "1|1"
 
+# --- reset_sync: the destination lost everything; send it all again ---------
+mock_reset
+check "reset_sync forgets every record of the sync" "$(q "SELECT elt.reset_sync('act_upsert')")" 21
+check "reset_sync leaves no record" \
+	"$(q "SELECT count(*) FROM elt.sync_records WHERE sync = 'act_upsert'")" 0
+r=$(q "SELECT inserted, updated, rejected, requests FROM elt.activate('act_upsert')")
+check "after a reset the next run sends every valid row again" "$r" "20|0|1|20"
+check "after a reset the destination holds the source again" \
+	"$(mock_same_as "SELECT jsonb_build_object('email', email, 'name', name) FROM act_modes.contacts WHERE email LIKE '%@%'" contacts)" t
+
 # --- mirror: create / update / delete endpoints with the destination's ids --
 mock_reset
 q "SELECT elt.create_sync('act_mirror', 'act_modes.contacts', 'act_crm', '{id}', mode => 'mirror',

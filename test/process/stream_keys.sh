@@ -69,3 +69,12 @@ check "the row after the long key arrived" \
 	"$(mock_holds "SELECT jsonb_build_object('k', region || '|' || id, 'name', name, 'v', v) FROM pairs WHERE id <> 5000" pairs)" 0
 check "the long key is reported by the resync, not sent" \
 	"$(q "SELECT invalid_keys, issues->0->>'problem' FROM elt.activate('pairs_rt')")" "1|key longer than 2600 bytes (as JSON text)"
+
+# a reset sync is resynced too: the destination lost its data, and every row
+# comes back without being changed
+mock_reset
+q "SELECT elt.reset_sync('ids_rt')" >/dev/null
+wait_settled 60 || { q "SELECT * FROM elt.worker_status"; fail "the resync after reset_sync did not settle"; }
+check "after reset_sync every row is at the destination again, changed or not" \
+	"$(mock_holds "SELECT jsonb_build_object('k', id::text, 'v', v, 'rev', 2) FROM pairs" ids)" 0
+echo "all ok"
