@@ -251,6 +251,22 @@ $$;
 COMMENT ON FUNCTION elt._create_sync(text, text, regclass, text, text[], text, text, text, text, text, text, text, text, text) IS
 	'Defines a sync: source relation, destination, key columns, mode (upsert|insert|update|mirror), payload/validate/filter expressions over row r, endpoints.';
 
+-- Forgets what a sync sent: its records (what the destination holds, with
+-- its ids) and dead letters. Returns the records forgotten.
+CREATE FUNCTION elt._forget_sent(sync_id int) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+DECLARE
+	forgotten bigint;
+BEGIN
+	DELETE FROM elt.sync_record r WHERE r.sync_id = _forget_sent.sync_id;
+	GET DIAGNOSTICS forgotten = ROW_COUNT;
+	DELETE FROM elt.dead_letter r WHERE r.sync_id = _forget_sent.sync_id;
+	RETURN forgotten;
+END
+$$;
+
 CREATE FUNCTION elt._alter_sync(
 	name text,
 	source text,
@@ -305,8 +321,7 @@ BEGIN
 	-- records are kept per key and say what the destination holds: a new
 	-- key definition or another destination starts from scratch
 	IF s.key IS DISTINCT FROM old_key OR s.destination_id IS DISTINCT FROM old_destination THEN
-		DELETE FROM elt.sync_record r WHERE r.sync_id = s.id;
-		DELETE FROM elt.dead_letter r WHERE r.sync_id = s.id;
+		PERFORM elt._forget_sent(s.id);
 	END IF;
 END
 $$;
@@ -340,9 +355,7 @@ DECLARE
 BEGIN
 	-- a run in progress writes records of the sync: wait for it to commit
 	PERFORM pg_advisory_xact_lock(1701606401, s.id);	-- 0x656c7401, activate.c
-	DELETE FROM elt.sync_record r WHERE r.sync_id = s.id;
-	GET DIAGNOSTICS forgotten = ROW_COUNT;
-	DELETE FROM elt.dead_letter r WHERE r.sync_id = s.id;
+	forgotten := elt._forget_sent(s.id);
 	-- the worker sends only keys that change: have it diff the whole source
 	UPDATE elt.stream st SET resync_needed = true, resync_reason = 'sync reset'
 	WHERE st.sync_id = s.id AND st.enabled;
@@ -356,6 +369,7 @@ REVOKE ALL ON FUNCTION elt._check_endpoint(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._check_pointer(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._check_sync(elt.sync) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._sync_for_owner(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION elt._forget_sent(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._destination_id(text) FROM PUBLIC;
 
 -- The public entry points resolve source in the caller's search_path (they
