@@ -103,6 +103,7 @@ typedef struct EltRun
 	/* records waiting to fill a batch, per operation (create, update) */
 	EltRow	  **pending[2];
 	int			npending[2];
+	int			rows_since_poll;	/* planned since the engine last ran */
 
 	/* result counters */
 	int64		inserted;

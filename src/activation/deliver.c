@@ -651,9 +651,13 @@ EltPlanRow(EltRun *run, EltRow *row)
 {
 	EltSync    *sync = run->sync;
 	const EltEndpoint *ep = EltEndpointFor(sync, row->op);
+	bool		submitted = false;
 
 	if (sync->batch_size == 1 || ep->per_record || row->op == ELT_OP_DELETE)
+	{
 		Submit(run, &row, 1, row->op);
+		submitted = true;
+	}
 	else
 	{
 		int			op = (int) row->op;
@@ -666,12 +670,24 @@ EltPlanRow(EltRun *run, EltRow *row)
 		{
 			Submit(run, run->pending[op], sync->batch_size, row->op);
 			run->npending[op] = 0;
+			submitted = true;
 		}
 	}
-	if (run->engine)
+
+	/*
+	 * Start what was submitted every `concurrency` rows, so that it travels
+	 * while the next rows are read (waiting until all of it was done left
+	 * the destination idle meanwhile), but not after every row: each turn of
+	 * libcurl looks at every connection. Wait only when much more is queued
+	 * than can be in flight.
+	 */
+	run->rows_since_poll++;
+	if (run->engine && submitted &&
+		(run->rows_since_poll >= sync->lane.concurrency ||
+		 EltHttpPending(run->engine) > 4 * sync->lane.concurrency))
 	{
-		while (EltHttpPending(run->engine) > 4 * sync->lane.concurrency)
-			EltHttpPoll(run->engine, 100);
+		EltHttpPollBelow(run->engine, 4 * sync->lane.concurrency);
+		run->rows_since_poll = 0;
 	}
 }
 

@@ -376,15 +376,16 @@ PollOnce(EltHttpEngine *engine)
 }
 
 /*
- * EltHttpPoll
- *		Drives transfers for at most timeout_ms (0: what is ready now) and
- *		returns the number of requests not yet done. Never waits more than
- *		100 ms without CHECK_FOR_INTERRUPTS(). If an ERROR escapes (from a
- *		callback or an interrupt), destroy the engine: requests that were
- *		being reported may be lost.
+ * PollUntil
+ *		Drives transfers until at most max_pending requests are not yet done,
+ *		or for at most timeout_ms (0: what is ready now); returns the number
+ *		not yet done. Never waits more than 100 ms without
+ *		CHECK_FOR_INTERRUPTS(). If an ERROR escapes (from a callback or an
+ *		interrupt), destroy the engine: requests that were being reported may
+ *		be lost.
  */
-int
-EltHttpPoll(EltHttpEngine *engine, long timeout_ms)
+static int
+PollUntil(EltHttpEngine *engine, int max_pending, long timeout_ms)
 {
 	TimestampTz deadline;
 
@@ -402,7 +403,7 @@ EltHttpPoll(EltHttpEngine *engine, long timeout_ms)
 
 			CHECK_FOR_INTERRUPTS();
 			PollOnce(engine);
-			if (engine->pending == 0)
+			if (engine->pending <= max_pending)
 				break;
 			now = GetCurrentTimestamp();
 			if (now >= deadline)
@@ -420,6 +421,20 @@ EltHttpPoll(EltHttpEngine *engine, long timeout_ms)
 	PG_END_TRY();
 
 	return engine->pending;
+}
+
+int
+EltHttpPoll(EltHttpEngine *engine, long timeout_ms)
+{
+	return PollUntil(engine, 0, timeout_ms);
+}
+
+/* Polls until at most max_pending requests are not yet done. */
+void
+EltHttpPollBelow(EltHttpEngine *engine, int max_pending)
+{
+	while (PollUntil(engine, max_pending, 1000) > max_pending)
+		;
 }
 
 /* Polls until every submitted request is done. */

@@ -112,6 +112,13 @@ extern void EltHttpSubmit(EltHttpEngine *engine, EltHttpRequest *request);
  */
 extern int	EltHttpPoll(EltHttpEngine *engine, long timeout_ms);
 
+/*
+ * Polls until at most max_pending requests are not yet done (at least one
+ * turn: what was submitted starts now). A caller that submits as it goes
+ * keeps requests travelling while it works, without queuing without bound.
+ */
+extern void EltHttpPollBelow(EltHttpEngine *engine, int max_pending);
+
 /* Polls until every submitted request is done. */
 extern void EltHttpRunUntilDone(EltHttpEngine *engine);
 
