@@ -357,8 +357,7 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(1701606401, s.id);	-- 0x656c7401, activate.c
 	forgotten := elt._forget_sent(s.id);
 	-- the worker sends only keys that change: have it diff the whole source
-	UPDATE elt.stream st SET resync_needed = true, resync_reason = 'sync reset'
-	WHERE st.sync_id = s.id AND st.enabled;
+	PERFORM elt._request_resync(s.id, 'sync reset');
 	RETURN forgotten;
 END
 $$;

@@ -621,7 +621,9 @@ PrepareAsOwner(EltRun *run, const char *query, bool open)
  *		before it committed sees the rewritten table empty. A query waiting
  *		for the rewrite's lock with such a snapshot found no rows, and a run
  *		counted every key as gone (the streaming worker settled changed keys
- *		unsent; mirror mode would delete).
+ *		unsent; mirror mode would delete). The plan is not kept for the
+ *		cursor: it was made before the locks were granted, against the table
+ *		as it was before a rewrite it may have waited for.
  */
 void
 EltLockSource(EltRun *run)

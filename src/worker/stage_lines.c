@@ -395,9 +395,9 @@ EltStagerFlush(EltStager *s)
 
 	/* TRUNCATE is one event for the whole table: resync by diff */
 	MarkResync(s->truncated, "source truncated");
-	/* a delete or key change without its old key: resync by diff */
-	/* the diff reports such a key in the run's issues */
+	/* a key too long to stage: the diff reports it in the run's issues */
 	MarkResync(s->overlong, "a key longer than the stage can hold: resynchronised by diff");
+	/* a delete or key change without its old key: resync by diff */
 	MarkResync(s->unkeyed, "the replica identity of the source does not cover the key:"
 			   " updates and deletes are resynchronised by diff");
 

@@ -52,6 +52,17 @@ CREATE TRIGGER stream_deleted AFTER DELETE ON elt.stream
 	FOR EACH STATEMENT EXECUTE FUNCTION elt._stream_deleted();
 REVOKE ALL ON FUNCTION elt._stream_deleted() FROM PUBLIC;
 
+-- Has the worker diff a streamed sync's whole source at its next step: the
+-- rows that do not change again would not be looked at otherwise.
+CREATE FUNCTION elt._request_resync(sync_id int, reason text) RETURNS void
+	LANGUAGE sql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+	UPDATE elt.stream st SET resync_needed = true, resync_reason = _request_resync.reason
+	WHERE st.sync_id = _request_resync.sync_id AND st.enabled
+$$;
+REVOKE ALL ON FUNCTION elt._request_resync(int, text) FROM PUBLIC;
+
 -- A sync's definition changed (payload, filter, key, mode, destination,
 -- endpoints): what its streamed keys were diffed against no longer holds
 -- for the rows that did not change since, so resync by diff.
@@ -60,8 +71,7 @@ CREATE FUNCTION elt._sync_altered() RETURNS trigger
 	SET search_path = elt, pg_catalog, pg_temp
 AS $$
 BEGIN
-	UPDATE elt.stream st SET resync_needed = true, resync_reason = 'sync altered'
-	WHERE st.sync_id = NEW.id AND st.enabled;
+	PERFORM elt._request_resync(NEW.id, 'sync altered');
 	RETURN NULL;
 END
 $$;
