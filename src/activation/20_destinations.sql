@@ -274,8 +274,7 @@ BEGIN
 				  DETAIL = format('Syncs using it: %s.', users),
 				  HINT = 'Drop those syncs first, or call elt.drop_destination(name, cascade => true).';
 	END IF;
-	-- runs in progress write records of their syncs: wait for them (drop_sync)
-	PERFORM pg_advisory_xact_lock(1701606401, s.id) FROM elt.sync s
+	PERFORM elt._wait_for_run(s.id) FROM elt.sync s
 		WHERE s.destination_id = d.id ORDER BY s.id;
 	DELETE FROM elt.sync s WHERE s.destination_id = d.id;
 	DELETE FROM elt.destination x WHERE x.id = d.id;

@@ -171,6 +171,16 @@ END
 $$;
 COMMENT ON FUNCTION elt._sync_for_owner(text) IS 'Internal: looks up a sync the caller owns.';
 
+-- A run of a sync writes its records: waits for one in progress to commit,
+-- and keeps others from starting until this transaction ends (the advisory
+-- lock activate.c takes, class 0x656c7401).
+CREATE FUNCTION elt._wait_for_run(sync_id int) RETURNS void
+	LANGUAGE sql
+	SET search_path = elt, pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.pg_advisory_xact_lock(1701606401, _wait_for_run.sync_id)
+$$;
+
 -- Looks up a destination by name for use by a sync.
 CREATE FUNCTION elt._destination_id(name text) RETURNS int
 	LANGUAGE plpgsql STABLE
@@ -335,8 +345,7 @@ AS $$
 DECLARE
 	s elt.sync := elt._sync_for_owner(name);
 BEGIN
-	-- a run in progress writes records of the sync: wait for it to commit
-	PERFORM pg_advisory_xact_lock(1701606401, s.id);	-- 0x656c7401, activate.c
+	PERFORM elt._wait_for_run(s.id);
 	DELETE FROM elt.sync x WHERE x.id = s.id;
 END
 $$;
@@ -353,8 +362,7 @@ DECLARE
 	s elt.sync := elt._sync_for_owner(name);
 	forgotten bigint;
 BEGIN
-	-- a run in progress writes records of the sync: wait for it to commit
-	PERFORM pg_advisory_xact_lock(1701606401, s.id);	-- 0x656c7401, activate.c
+	PERFORM elt._wait_for_run(s.id);
 	forgotten := elt._forget_sent(s.id);
 	-- the worker sends only keys that change: have it diff the whole source
 	PERFORM elt._request_resync(s.id, 'sync reset');
@@ -369,6 +377,7 @@ REVOKE ALL ON FUNCTION elt._check_pointer(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._check_sync(elt.sync) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._sync_for_owner(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._forget_sent(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION elt._wait_for_run(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION elt._destination_id(text) FROM PUBLIC;
 
 -- The public entry points resolve source in the caller's search_path (they

@@ -25,8 +25,8 @@ PG_FUNCTION_INFO_V1(elt_activate);
 PG_FUNCTION_INFO_V1(elt_activate_keys);
 PG_FUNCTION_INFO_V1(elt_preview);
 
-/* First key of the advisory locks that serialize runs of one sync (drop_sync
- * and drop_destination take it too, as 1701606401). */
+/* First key of the advisory locks that serialize runs of one sync
+ * (elt._wait_for_run takes it too, as 1701606401). */
 #define ELT_ACTIVATE_LOCK_CLASS 0x656c7401
 
 /*
