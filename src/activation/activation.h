@@ -29,6 +29,7 @@ typedef struct EltEndpoint
 	char	   *method;
 	char	   *path;			/* "" or "/...", may hold {id} and {key} */
 	bool		per_record;		/* path uses {id} or {key}: no batching */
+	char	   *url;			/* destination URL + path, unless per_record */
 } EltEndpoint;
 
 /* A sync and its destination, as activate() and preview() need them. */

@@ -14,6 +14,7 @@
 #include "activation/activation.h"
 
 #define ELT_MASK "********"
+#define ELT_CONTENT_TYPE_JSON "Content-Type: application/json"
 
 /*
  * EltEndpointFor
@@ -54,14 +55,18 @@ AppendUrlEncoded(StringInfo buf, const char *s)
 /*
  * EltRequestUrl
  *		Destination URL + endpoint path, with {id} (the destination's id of
- *		the record) and {key} (the key values) filled in from row.
+ *		the record) and {key} (the key values) filled in from row. Shared by
+ *		the requests of an endpoint without them: not to be modified.
  */
 char *
 EltRequestUrl(const EltSync *sync, const EltEndpoint *ep, const EltRow *row)
 {
 	StringInfoData buf;
 	const char *p;
+	char	   *url;
 
+	if (ep->url)
+		return ep->url;
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, sync->url);
 	for (p = ep->path; *p; p++)
@@ -79,7 +84,10 @@ EltRequestUrl(const EltSync *sync, const EltEndpoint *ep, const EltRow *row)
 		else
 			appendStringInfoChar(&buf, *p);
 	}
-	return buf.data;
+	/* a run keeps one per request: not the buffer's 1 kB */
+	url = pnstrdup(buf.data, buf.len);
+	pfree(buf.data);
+	return url;
 }
 
 /*
@@ -145,7 +153,8 @@ EltIdempotencyKey(const EltSync *sync, EltRow **rows, int nrows)
  *		destination's headers, the auth header and, if the destination signs,
  *		the Standard Webhooks headers (webhook-id is the idempotency key, so
  *		it is the same on every retry). With mask_secrets the auth secret is
- *		replaced by asterisks.
+ *		replaced by asterisks. Lines that are the same for every request are
+ *		shared, not copied: not to be modified.
  */
 List *
 EltRequestHeaders(const EltSync *sync, const char *idempotency_key,
@@ -154,11 +163,12 @@ EltRequestHeaders(const EltSync *sync, const char *idempotency_key,
 	List	   *h = NIL;
 	ListCell   *lc;
 
+	/* the lines that do not change are the sync's own, not copies */
 	if (body)
-		h = lappend(h, pstrdup("Content-Type: application/json"));
+		h = lappend(h, ELT_CONTENT_TYPE_JSON);
 	h = lappend(h, psprintf("Idempotency-Key: %s", idempotency_key));
 	foreach(lc, sync->headers)
-		h = lappend(h, pstrdup((char *) lfirst(lc)));
+		h = lappend(h, lfirst(lc));
 	if (sync->secret)
 		h = lappend(h, psprintf("%s: %s%s%s", sync->auth_header, sync->auth_scheme,
 								sync->auth_scheme[0] ? " " : "",

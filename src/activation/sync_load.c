@@ -91,6 +91,13 @@ ParseEndpoint(const char *spec, EltEndpoint *ep)
 		strstr(ep->path, "{key}") != NULL;
 }
 
+/* The URL of an endpoint that names no record, built once for every request. */
+static void
+SetEndpointUrl(const EltSync *s, EltEndpoint *ep)
+{
+	ep->url = ep->per_record ? NULL : psprintf("%s%s", s->url, ep->path);
+}
+
 /* List of char * from a text[] column, empty if NULL. */
 static List *
 TextArrayToList(HeapTuple tup, TupleDesc desc, int i)
@@ -166,6 +173,9 @@ EltLoadSync(const char *name, bool resolve_secrets)
 	while (strlen(s->url) > 0 && s->url[strlen(s->url) - 1] == '/')
 		s->url[strlen(s->url) - 1] = '\0';
 	s->headers = TextArrayToList(tup, desc, 16);
+	SetEndpointUrl(s, &s->create_ep);
+	SetEndpointUrl(s, &s->update_ep);
+	SetEndpointUrl(s, &s->delete_ep);
 	s->auth_header = GetText(tup, desc, 17);
 	s->auth_scheme = GetText(tup, desc, 18);
 	ref = GetText(tup, desc, 19);
