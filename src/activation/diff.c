@@ -678,7 +678,14 @@ EltRunSync(EltRun *run)
 	EltDeliveryStart(run);
 	run->batch_cxt = AllocSetContextCreate(run->run_cxt, "elt activate batch",
 										   ALLOCSET_DEFAULT_SIZES);
-	fetch = Min(Max(10000L, 4L * sync->batch_size * sync->lane.concurrency), 50000L);
+	/*
+	 * Enough rows per fetch to keep every connection busy four times over,
+	 * but no more: a row to send keeps about 2 kB (copies, request,
+	 * outcome) until the batch's context is reset, and 10,000 of them made
+	 * each fetch fault in fresh memory that the reset gave back (about a
+	 * tenth of a batch-size-1 run's CPU).
+	 */
+	fetch = Min(Max(1000L, 4L * sync->batch_size * sync->lane.concurrency), 50000L);
 	if (run->preview)
 		fetch = Max(run->preview_max, 100);
 
