@@ -163,7 +163,6 @@ EltRequestHeaders(const EltSync *sync, const char *idempotency_key,
 	List	   *h = NIL;
 	ListCell   *lc;
 
-	/* the lines that do not change are the sync's own, not copies */
 	if (body)
 		h = lappend(h, ELT_CONTENT_TYPE_JSON);
 	h = lappend(h, psprintf("Idempotency-Key: %s", idempotency_key));
