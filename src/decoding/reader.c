@@ -15,6 +15,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
 #include "catalog/pg_type.h"
@@ -130,6 +131,25 @@ Open(const char *slot, const char *spec, TupleDesc line_desc)
 }
 
 /*
+ * InsertedUpTo
+ *		The end of the WAL inserted so far. GetXLogInsertRecPtr() gives
+ *		where the next record will start, which is past the header of a page
+ *		not begun yet when the last record filled its page exactly: flushing
+ *		up to there fails ("xlog flush request ... is not satisfied").
+ */
+static XLogRecPtr
+InsertedUpTo(void)
+{
+	XLogRecPtr	next = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(next, wal_segment_size) == SizeOfXLogLongPHD)
+		return next - SizeOfXLogLongPHD;
+	if (next % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return next - SizeOfXLogShortPHD;
+	return next;
+}
+
+/*
  * EltReaderRead
  *		Decodes the WAL flushed so far (stopping early, at a record boundary,
  *		once max_lines lines are collected) into a tuplestore of text lines,
@@ -167,7 +187,7 @@ EltReaderRead(const char *slot, const char *spec, int64 max_lines, TupleDesc lin
 	 * behind. After this, every record that starts before end_of_wal is
 	 * whole.
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	XLogFlush(InsertedUpTo());
 	end_of_wal = GetFlushRecPtr(NULL);
 	while (decoder->reader->EndRecPtr < end_of_wal && pending_count < max_lines)
 	{
