@@ -139,9 +139,17 @@ EltIdempotencyKey(const EltSync *sync, EltRow **rows, int nrows)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, sync->name);
+	/* "\x1f<op>\x1f<key>\x1f<hash>" per record, without a format per record */
 	for (int i = 0; i < nrows; i++)
-		appendStringInfo(&buf, "\x1f%d\x1f%s\x1f%s", (int) rows[i]->op,
-						 rows[i]->key, rows[i]->hash);
+	{
+		StaticAssertStmt(ELT_OP_DELETE < 10, "an operation is one digit");
+		appendStringInfoChar(&buf, '\x1f');
+		appendStringInfoChar(&buf, (char) ('0' + (int) rows[i]->op));
+		appendStringInfoChar(&buf, '\x1f');
+		appendStringInfoString(&buf, rows[i]->key);
+		appendStringInfoChar(&buf, '\x1f');
+		appendStringInfoString(&buf, rows[i]->hash);
+	}
 	EltMd5Hex(buf.data, buf.len, hex);
 	pfree(buf.data);
 	return psprintf("elt-%s", hex);
