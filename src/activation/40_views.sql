@@ -38,7 +38,8 @@ COMMENT ON VIEW elt.sync_status IS
 
 CREATE VIEW elt.sync_records AS
 SELECT s.name AS sync, r.key, r.state, r.destination_id, r.confirmed_hash,
-	   r.payload_hash, r.attempts, r.last_status, r.last_error, r.updated_at
+	   CASE WHEN r.state = 'confirmed' THEN r.confirmed_hash ELSE r.payload_hash END AS payload_hash,
+	   r.attempts, r.last_status, r.last_error, r.updated_at
 FROM elt.sync_record r
 JOIN elt.sync s ON s.id = r.sync_id
 WHERE pg_has_role(current_user, s.owner, 'USAGE');

@@ -227,7 +227,11 @@ EltRecordOutcome(EltRun *run, const EltRow *row, const char *state,
 	values[0] = Int32GetDatum(run->sync->id);
 	v[0] = CStringGetTextDatum(row->key);
 	v[1] = CStringGetTextDatum(state);
-	v[2] = CStringGetTextDatum(row->hash);
+	/* a confirmed record's payload hash is its confirmed hash: kept once */
+	if (strcmp(state, "confirmed") == 0)
+		n[2] = true;
+	else
+		v[2] = CStringGetTextDatum(row->hash);
 	v[3] = TextOrNull(confirmed_hash, &n[3]);
 	v[4] = TextOrNull(destination_id, &n[4]);
 	v[5] = Int32GetDatum(attempts);
