@@ -21,6 +21,20 @@ SELECT pg_reload_conf();
 SQL
 }
 
+# stream_text_table NAME: a table public.NAME (id int primary key, v text)
+# streamed by sync NAME_rt to destination NAME_dest (the mock's collection
+# NAME, records {"k": id as text, "v": v}), its empty first sync settled.
+stream_text_table() {
+	local name=$1
+	q "CREATE TABLE public.$name (id int PRIMARY KEY, v text)" >/dev/null
+	q "SELECT elt.create_destination('${name}_dest', '$MOCK_URL')" >/dev/null
+	q "SELECT elt.create_sync('${name}_rt', 'public.$name', '${name}_dest', '{id}',
+		upsert_endpoint => 'POST /$name/upsert?key=k',
+		payload => 'jsonb_build_object(''k'', r.id::text, ''v'', r.v)')" >/dev/null
+	q "SELECT elt.stream('${name}_rt')" >/dev/null
+	wait_settled 30 || fail "the empty initial sync of $name did not settle"
+}
+
 # wait_settled SECONDS: until the worker has nothing staged, no resync to do
 # and has read the slot up to the WAL written before the call.
 wait_settled() {

@@ -11,12 +11,7 @@
 . "$ELT_ROOT/test/lib/streaming.sh"
 stream_setup
 
-q "CREATE TABLE public.held (id int PRIMARY KEY, v text)" >/dev/null
-q "SELECT elt.create_destination('held_dest', '$MOCK_URL')" >/dev/null
-q "SELECT elt.create_sync('held_rt', 'public.held', 'held_dest', '{id}', upsert_endpoint => 'POST /held/upsert?key=k',
-	payload => 'jsonb_build_object(''k'', r.id::text, ''v'', r.v)')" >/dev/null
-q "SELECT elt.stream('held_rt')" >/dev/null
-wait_settled 30 || fail "the empty initial sync did not settle"
+stream_text_table held
 
 # the worker connects as the bootstrap superuser: restart it with that
 # role's setting; the writer is another role, whose commits do wait

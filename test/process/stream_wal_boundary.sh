@@ -11,12 +11,7 @@
 . "$ELT_ROOT/test/lib/streaming.sh"
 stream_setup
 
-q "CREATE TABLE public.pages (id int PRIMARY KEY, v text)" >/dev/null
-q "SELECT elt.create_destination('pages_dest', '$MOCK_URL')" >/dev/null
-q "SELECT elt.create_sync('pages_rt', 'public.pages', 'pages_dest', '{id}', upsert_endpoint => 'POST /pages/upsert?key=k',
-	payload => 'jsonb_build_object(''k'', r.id::text, ''v'', r.v)')" >/dev/null
-q "SELECT elt.stream('pages_rt')" >/dev/null
-wait_settled 30 || fail "the empty initial sync did not settle"
+stream_text_table pages
 
 # Emits one message whose record ends exactly at the end of the current WAL
 # page (moving to a fresh page first if too little room is left), and
