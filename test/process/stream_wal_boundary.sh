@@ -24,11 +24,15 @@ DECLARE
 BEGIN
 	FOR i IN 1..3 LOOP
 		room := 8192 - ((pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % 8192)::int;
-		-- record header 24, main data header 5 (2 up to 255 bytes),
-		-- xl_logical_message 24, prefix 'p' and its NUL 2, then the message
-		m := room - 55;
-		IF m + 26 <= 255 THEN
-			m := CASE WHEN room - 52 + 26 <= 255 AND room >= 52 THEN room - 52 ELSE -1 END;
+		-- the record: its header 24, the main data's header (5, or 2 for at
+		-- most 255 bytes), the main data (xl_logical_message 24, prefix 'p'
+		-- and its NUL 2, the message m)
+		IF room - 29 > 255 THEN
+			m := room - 55;
+		ELSIF room - 26 <= 255 AND room >= 52 THEN
+			m := room - 52;
+		ELSE
+			m := -1;
 		END IF;
 		IF m >= 0 THEN
 			PERFORM pg_logical_emit_message(false, 'p', repeat('x', m));
