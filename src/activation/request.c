@@ -14,7 +14,6 @@
 #include "activation/activation.h"
 
 #define ELT_MASK "********"
-#define ELT_CONTENT_TYPE_JSON "Content-Type: application/json"
 
 /*
  * EltEndpointFor
@@ -140,9 +139,9 @@ EltIdempotencyKey(const EltSync *sync, EltRow **rows, int nrows)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, sync->name);
 	/* "\x1f<op>\x1f<key>\x1f<hash>" per record, without a format per record */
+	StaticAssertStmt(ELT_OP_DELETE < 10, "an operation is one digit");
 	for (int i = 0; i < nrows; i++)
 	{
-		StaticAssertStmt(ELT_OP_DELETE < 10, "an operation is one digit");
 		appendStringInfoChar(&buf, '\x1f');
 		appendStringInfoChar(&buf, (char) ('0' + (int) rows[i]->op));
 		appendStringInfoChar(&buf, '\x1f');
@@ -172,7 +171,7 @@ EltRequestHeaders(const EltSync *sync, const char *idempotency_key,
 	ListCell   *lc;
 
 	if (body)
-		h = lappend(h, ELT_CONTENT_TYPE_JSON);
+		h = lappend(h, "Content-Type: application/json");
 	h = lappend(h, psprintf("Idempotency-Key: %s", idempotency_key));
 	foreach(lc, sync->headers)
 		h = lappend(h, lfirst(lc));
