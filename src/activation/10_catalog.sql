@@ -67,9 +67,15 @@ COMMENT ON TABLE elt.sync IS
 -- dead_letter) have no foreign keys: a foreign key check per written row cost
 -- more than the row itself. The triggers at the end of this file delete
 -- them with their sync or run instead.
+-- Keys (here, in dead_letter and in stream_change) compare byte by byte
+-- (COLLATE "C"): they identify records and are never shown in a language's
+-- order, and under a database's linguistic collation (en_US.UTF-8, ICU,
+-- even C.UTF-8) each comparison of a probe or an index insertion went
+-- through strcoll. Expressions of the database's default collation still
+-- compare with them as they are: the column's collation wins.
 CREATE TABLE elt.sync_record (
 	sync_id		int NOT NULL,
-	key			text NOT NULL,
+	key			text COLLATE "C" NOT NULL,
 	state		text NOT NULL CHECK (state IN ('confirmed', 'rejected', 'failed')),
 	payload_hash text,
 	confirmed_hash text,
@@ -123,7 +129,7 @@ COMMENT ON TABLE elt.delivery IS 'Request log: one row per HTTP attempt.';
 
 CREATE TABLE elt.dead_letter (
 	sync_id		int NOT NULL,
-	key			text NOT NULL,
+	key			text COLLATE "C" NOT NULL,
 	payload		jsonb,
 	payload_hash text NOT NULL,
 	attempts	int NOT NULL,

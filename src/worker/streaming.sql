@@ -27,7 +27,7 @@ COMMENT ON TABLE elt.stream IS
 -- row; the trigger below deletes a stream's changes with it.
 CREATE TABLE elt.stream_change (
 	sync_id		int NOT NULL,
-	key			text NOT NULL,	-- the key values as text, a JSON array: '["42"]' 
+	key			text COLLATE "C" NOT NULL,	-- the key values as text, a JSON array: '["42"]' (see sync_record)
 	op			"char" NOT NULL,
 	end_lsn		pg_lsn NOT NULL,
 	position	int NOT NULL,
