@@ -11,7 +11,8 @@ db=act_collation
 psql -XAtq -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db" \
 	-c "CREATE DATABASE $db TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'" >/dev/null
 home=$PGDATABASE
-trap 'psql -XAtq -d "$home" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; activation_cleanup' EXIT
+# cleanup first: under set -e, a failing command would end the trap there
+trap 'activation_cleanup; psql -XAtq -d "$home" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 export PGDATABASE=$db
 
 psql -XAtq -v ON_ERROR_STOP=1 <<SQL >/dev/null

@@ -213,7 +213,7 @@ activations=$CLUSTER_DIR/activations.txt
 		>>"$activations" 2>&1 || true
   done ) &
 activator=$!
-trap 'touch "$stop"; wait $activator 2>/dev/null; mock_stop; cluster_stop' EXIT
+trap 'touch "$stop"; wait $activator 2>/dev/null || true; mock_stop; cluster_stop' EXIT
 for i in $(seq 1 150); do
 	q "UPDATE acct SET version = version + 1
 		WHERE id IN (SELECT 1 + (random() * 299)::int FROM generate_series(1, 15))" >/dev/null

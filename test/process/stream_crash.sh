@@ -25,7 +25,7 @@ writer() {
 }
 writer &
 writer_pid=$!
-trap 'touch "$stop"; wait $writer_pid 2>/dev/null; mock_stop; cluster_stop' EXIT
+trap 'touch "$stop"; wait $writer_pid 2>/dev/null || true; mock_stop; cluster_stop' EXIT
 
 wait_up() {
 	local deadline=$((SECONDS + 60))

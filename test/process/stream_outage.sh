@@ -43,7 +43,7 @@ stop=$CLUSTER_DIR/stop_writer
 	sleep 0.1
   done ) &
 writer=$!
-trap 'touch "$stop"; wait $writer 2>/dev/null; mock_stop; cluster_stop' EXIT
+trap 'touch "$stop"; wait $writer 2>/dev/null || true; mock_stop; cluster_stop' EXIT
 
 samples=$CLUSTER_DIR/samples.txt
 : >"$samples"
